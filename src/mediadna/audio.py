@@ -1,0 +1,168 @@
+"""Audio fingerprint: Shazam-style landmarks.
+
+``samples2peaks`` finds spectral peaks (time frame, frequency bin) of mono
+8 kHz audio; ``peaks2landmarks`` pairs each anchor peak with a few later
+peaks in a target zone and hashes (f1, f2 - f1, dt) into 20 bits.  Peaks are
+what a fingerprint stores; landmarks are derived, so a query can re-derive
+them under a time/pitch scale to match copies sped up or slowed by ±10 %.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from .fingerprint import AudioTrack
+
+#: STFT size at 8 kHz: 64 ms windows, 15.6 Hz bins.
+N_FFT = 512
+#: STFT hop: 32 ms per frame (31.25 frames/s).
+HOP = 256
+#: Peak neighbourhood half-sizes: a peak dominates +-PEAK_DF bins and +-PEAK_DT frames.
+PEAK_DF = 10
+PEAK_DT = 6
+#: At most this many peaks per second survive (strongest first); ~audfprint density.
+PEAKS_PER_SECOND = 28
+#: Peaks weaker than this (dB above the clip's spectral floor) are dropped, so
+#: silence and near-silence produce nothing.
+PEAK_MIN_DB = 12.0
+#: Absolute floor of magnitude (float audio in [-1, 1]); below it is silence.
+SILENCE_MAGNITUDE = 1e-3
+#: Lowest and highest frequency bins used (62 Hz .. 3.9 kHz).
+MIN_BIN, MAX_BIN = 4, 250
+#: Each anchor pairs with up to FAN_OUT peaks within dt in [1, MAX_DT] frames and |df| < MAX_DF bins.
+FAN_OUT = 5
+MAX_DT = 63
+MAX_DF = 31
+#: Audio is processed in blocks of this many seconds (memory stays flat).
+BLOCK_SECONDS = 60.0
+
+
+def _spectrogram(samples: np.ndarray) -> np.ndarray:
+    """Magnitude STFT, (frames, bins)."""
+    if len(samples) < N_FFT:
+        return np.zeros((0, N_FFT // 2 + 1), np.float32)
+    n = 1 + (len(samples) - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    win = np.hanning(N_FFT).astype(np.float32)
+    return np.abs(np.fft.rfft(samples[idx] * win, axis=1)).astype(np.float32)
+
+
+def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral peaks of mono float audio: (frame indices, frequency bins)."""
+    spec = _spectrogram(np.asarray(samples, np.float32))
+    if len(spec) == 0:
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+    spec = spec[:, : MAX_BIN + 1]
+    db = 20.0 * np.log10(spec + 1e-6)
+    # Remove each frequency's typical level so steady hum/noise does not win.
+    floor = np.median(db, axis=0, keepdims=True)
+    rel = db - floor
+    local_max = maximum_filter(rel, size=(2 * PEAK_DT + 1, 2 * PEAK_DF + 1), mode="constant", cval=-1e9)
+    mask = (rel == local_max) & (rel >= PEAK_MIN_DB) & (spec >= SILENCE_MAGNITUDE * N_FFT / 4)
+    mask[:, :MIN_BIN] = False
+    t, f = np.nonzero(mask)
+    if len(t) == 0:
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+    strength = rel[t, f]
+    # Density cap per one-second block, strongest first.
+    fps = 8000.0 / HOP
+    block = (t / fps).astype(np.int64)
+    order = np.lexsort((-strength, block))
+    t, f, block = t[order], f[order], block[order]
+    starts = np.r_[0, np.nonzero(np.diff(block))[0] + 1]
+    rank = np.arange(len(t)) - np.repeat(starts, np.diff(np.r_[starts, len(t)]))
+    keep = rank < PEAKS_PER_SECOND
+    t, f = t[keep], f[keep]
+    order = np.lexsort((f, t))
+    return (t[order] + frame_offset).astype(np.uint32), f[order].astype(np.uint16)
+
+
+class AudioExtractor:
+    """Streaming peak extraction over blocks with overlap (memory stays flat).
+
+    ``first_time`` is the media time of the first fed sample; peak frames are
+    counted from media time 0.
+    """
+
+    def __init__(self, rate: int = 8000, first_time: float = 0.0):
+        self.rate = rate
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+        self._start_frame = int(round(first_time * rate / HOP))  # frame of the buffer's first sample
+        self._first = True
+        self._frames: list[np.ndarray] = []
+        self._bins: list[np.ndarray] = []
+        self.margin = 2 * PEAK_DT + N_FFT // HOP  # frames each side whose neighbourhood is incomplete
+        self.block = int(BLOCK_SECONDS * rate)
+
+    def feed(self, samples: np.ndarray) -> None:
+        self._buf.append(np.asarray(samples, np.float32))
+        self._buffered += len(samples)
+        if self._buffered >= self.block:
+            self._process(final=False)
+
+    def _process(self, final: bool) -> None:
+        data = np.concatenate(self._buf) if self._buf else np.zeros(0, np.float32)
+        t, f = samples2peaks(data, self._start_frame)
+        n_frames = max(0, 1 + (len(data) - N_FFT) // HOP)
+        lo = self._start_frame + (0 if self._first else self.margin)
+        hi = self._start_frame + (n_frames if final else n_frames - self.margin)
+        sel = (t >= lo) & (t < hi)
+        self._frames.append(t[sel])
+        self._bins.append(f[sel])
+        if not final:
+            drop = n_frames - 2 * self.margin
+            self._start_frame += drop
+            rest = data[drop * HOP :]
+            self._buf, self._buffered, self._first = [rest], len(rest), False
+
+    def finish(self) -> AudioTrack:
+        self._process(final=True)
+        return AudioTrack(np.concatenate(self._frames), np.concatenate(self._bins))
+
+
+def peaks2landmarks(
+    frames: np.ndarray, bins: np.ndarray, time_scale: float = 1.0, freq_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair peaks into landmark hashes: (hash uint32, anchor time in frames float32).
+
+    ``time_scale``/``freq_scale`` map the peaks onto another speed before
+    hashing (a copy sped up by s is matched with time_scale=s, and with
+    freq_scale=1/s too when its pitch moved with the speed).
+    """
+    if len(frames) < 2:
+        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    tf = frames.astype(np.float64) * time_scale
+    ff = bins.astype(np.float64) * freq_scale
+    ti = np.rint(tf).astype(np.int64)
+    fi = np.rint(ff).astype(np.int64)
+    order = np.lexsort((fi, ti))
+    ti, fi, tf = ti[order], fi[order], tf[order]
+    n = len(ti)
+    hashes: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    counts = np.zeros(n, np.int64)
+    # Look ahead up to K peaks later; vectorised over anchors per lag.
+    max_lag = 4 * FAN_OUT
+    for lag in range(1, max_lag + 1):
+        if lag >= n:
+            break
+        a = np.arange(n - lag)
+        b = a + lag
+        dt = ti[b] - ti[a]
+        df = fi[b] - fi[a]
+        ok = (dt >= 1) & (dt <= MAX_DT) & (np.abs(df) <= MAX_DF) & (counts[a] < FAN_OUT)
+        ok &= (fi[a] >= 0) & (fi[a] < 256)
+        a, b = a[ok], b[ok]
+        counts[a] += 1
+        h = ((fi[a] & 0xFF) << 12) | (((df[ok] + 32) & 0x3F) << 6) | (dt[ok] & 0x3F)
+        hashes.append(h.astype(np.uint32))
+        times.append(tf[a].astype(np.float32))
+    if not hashes:
+        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    return np.concatenate(hashes), np.concatenate(times)
+
+
+def frames2seconds(frames: np.ndarray, rate: int = 8000) -> np.ndarray:
+    return np.asarray(frames, np.float64) * HOP / rate

@@ -1,0 +1,214 @@
+"""``mediadna``: the command line.
+
+    mediadna [--home DIR] [--store SPEC] COMMAND ...
+
+Commands (verb first, stable names for scripts): ``compare``, ``fingerprint``,
+``library create|list|delete``, ``ingest``, ``query``, ``files list|delete``.
+Exit status: 0 all inputs succeeded, 1 any input failed (the others are still
+processed), 2 usage error.  Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import MediaDnaError
+from .pipeline import SAVE_TYPES, Engine, compare, load_input
+from .store import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, open_store
+
+DEFAULT_LIBRARY = "default"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MEDIADNA_HOME") or Path.home() / ".mediadna")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mediadna", description="Media fingerprinting: find copies of videos and audio, with the time codes of copied segments.")
+    p.add_argument("--version", action="version", version=f"mediadna {__version__}")
+    p.add_argument("--home", type=Path, default=None, help="state directory (default: $MEDIADNA_HOME or ~/.mediadna)")
+    p.add_argument("--store", default=None, help="library store: sqlite:PATH or memory: (default: $MEDIADNA_STORE, else SQLite in the home)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser("compare", help="compare two files (video, audio or image)")
+    c.add_argument("source")
+    c.add_argument("target")
+    c.add_argument("--json", action="store_true", help="print the compare envelope as JSON")
+
+    f = sub.add_parser("fingerprint", help="fingerprint a file once, to ingest or query later (.mdna)")
+    f.add_argument("file")
+    f.add_argument("-o", "--output", type=Path, default=None, help="output path (default: FILE.mdna)")
+    f.add_argument("--format", choices=("binary", "json"), default="binary")
+
+    lib = sub.add_parser("library", help="create, list or delete libraries")
+    ls = lib.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lc = ls.add_parser("create", help="create a library")
+    lc.add_argument("name")
+    lc.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"similarity at or above which a match is a duplicate (default {DEFAULT_THRESHOLD})")
+    lc.add_argument("--min-segment", type=float, default=DEFAULT_MIN_SEGMENT_SECONDS, help=f"shortest copied segment that makes a duplicate, seconds (default {DEFAULT_MIN_SEGMENT_SECONDS})")
+    ll = ls.add_parser("list", help="list libraries")
+    ll.add_argument("--json", action="store_true")
+    ld = ls.add_parser("delete", help="delete a library and every file in it")
+    ld.add_argument("name")
+
+    for name, help_ in (("ingest", "fingerprint files and store them in a library (by save type)"), ("query", "find what files copy from a library (stores nothing)")):
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("files", nargs="+", metavar="FILE", help="media files, http(s) URLs or .mdna fingerprints")
+        q.add_argument("--library", default=DEFAULT_LIBRARY)
+        q.add_argument("--json", action="store_true", help="one result document per input, JSON Lines")
+        if name == "ingest":
+            q.add_argument("--save-type", choices=SAVE_TYPES, default="save", help="nosave | save (default: store unless a duplicate) | forcesave | onlysave")
+            q.add_argument("--key", default=None, help="primary key (default: the file name; one file only)")
+
+    fl = sub.add_parser("files", help="list or delete library files")
+    fs = fl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fll = fs.add_parser("list", help="list files in a library")
+    fll.add_argument("--library", default=DEFAULT_LIBRARY)
+    fll.add_argument("--limit", type=int, default=100)
+    fll.add_argument("--cursor", default=None, help="continue after this cursor (printed by a previous page)")
+    fll.add_argument("--json", action="store_true")
+    fld = fs.add_parser("delete", help="delete a file by primary key")
+    fld.add_argument("key")
+    fld.add_argument("--library", default=DEFAULT_LIBRARY)
+    return p
+
+
+def _err(msg: str) -> None:
+    print(f"mediadna: error: {msg}", file=sys.stderr)
+
+
+def _fmt_t(t: float) -> str:
+    m, s = divmod(max(0.0, t), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:06.3f}" if h else f"{m:02d}:{s:06.3f}"
+
+
+def _print_result(r: dict) -> None:
+    key = r["input"]["key"]
+    if r["status"] != "succeeded":
+        print(f"{key}: FAILED {r['error']['code']}: {r['error']['message']}")
+        return
+    verdict = "DUPLICATE" if r["duplicate"] else ("matches" if r["matches"] else "no match")
+    stored = f", stored as {r['primary_key']!r}" if r["stored"] else ""
+    print(f"{key}: {verdict}{stored}")
+    for m in r["matches"]:
+        print(f"  {m['primary_key']}  similarity {m['similarity']:.2f}  query {m['query_coverage']:.0%}  reference {m['reference_coverage']:.0%}  {m['modality']}")
+        for s in m["segments"]:
+            extra = f"  speed {s['speed']:.2f}" if abs(s["speed"] - 1) >= 0.015 else ""
+            extra += "  mirrored" if s.get("flipped") else ""
+            print(f"    query {_fmt_t(s['query_start'])}-{_fmt_t(s['query_end'])}  ~  reference {_fmt_t(s['reference_start'])}-{_fmt_t(s['reference_end'])}  score {s['score']:.2f}  {s['modality']}{extra}")
+
+
+def _run_inputs(args, store, save_type: str) -> int:
+    from tqdm import tqdm
+
+    if getattr(args, "key", None) and len(args.files) > 1:
+        _err("--key names one file; give one FILE with it")
+        return 2
+    engine = Engine(store)
+    if save_type != "nosave" and args.library == DEFAULT_LIBRARY:
+        try:
+            store.get_library(DEFAULT_LIBRARY)
+        except MediaDnaError:
+            store.create_library(DEFAULT_LIBRARY)
+    failed = 0
+    bar = tqdm(args.files, unit="file", file=sys.stderr, disable=None if len(args.files) > 1 else True, leave=False)
+    for path in bar:
+        r = engine.process(path, args.library, save_type=save_type, primary_key=getattr(args, "key", None))
+        failed += r["status"] != "succeeded"
+        if args.json:
+            bar.write(json.dumps(r, sort_keys=True), file=sys.stdout)
+        else:
+            bar.clear()
+            _print_result(r)
+        if r["status"] != "succeeded" and not args.json:
+            _err(f"{r['input']['key']}: {r['error']['code']}: {r['error']['message']}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    home = args.home or default_home()
+    try:
+        if args.command == "compare":
+            env = compare(args.source, args.target)
+            if args.json:
+                print(json.dumps(env, sort_keys=True))
+            elif env["status"] != "succeeded":
+                _err(f"{env['error']['code']}: {env['error']['message']}")
+            else:
+                print(f"{'MATCH' if env['match'] else 'no match'}  similarity {env['similarity_score']:.2f} ({env['confidence']})  {env['media_type']}  {env['processing_time_ms']:.0f} ms")
+                for s in env["matched_segments"]:
+                    print(f"  source {_fmt_t(s['source_start'])}-{_fmt_t(s['source_end'])}  ~  target {_fmt_t(s['target_start'])}-{_fmt_t(s['target_end'])}  score {s['score']:.2f}")
+            return 0 if env["status"] == "succeeded" else 1
+        if args.command == "fingerprint":
+            fp = load_input(args.file)
+            out = args.output or Path(str(args.file) + ".mdna")
+            if args.format == "json":
+                Path(out).write_text(fp.to_json())
+            else:
+                fp.save(out)
+            print(out)
+            return 0
+        store = open_store(args.store or os.environ.get("MEDIADNA_STORE"), home)
+        try:
+            return _store_command(args, store)
+        finally:
+            store.close()
+    except MediaDnaError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
+
+
+def _store_command(args, store) -> int:
+    if args.command == "library":
+        if args.action == "create":
+            lib = store.create_library(args.name, threshold=args.threshold, min_segment_seconds=args.min_segment)
+            print(f"created library {lib.name} (threshold {lib.threshold}, min segment {lib.min_segment_seconds} s)")
+        elif args.action == "list":
+            libs = store.list_libraries()
+            if args.json:
+                for lib in libs:
+                    print(json.dumps(lib.to_dict(), sort_keys=True))
+            else:
+                for lib in libs:
+                    print(f"{lib.name}\t{lib.file_count} files\tthreshold {lib.threshold}\tmin segment {lib.min_segment_seconds} s")
+        else:
+            store.delete_library(args.name)
+            print(f"deleted library {args.name}")
+        return 0
+    if args.command == "ingest":
+        return _run_inputs(args, store, args.save_type)
+    if args.command == "query":
+        return _run_inputs(args, store, "nosave")
+    if args.command == "files":
+        if args.action == "list":
+            page = store.list_files(args.library, limit=args.limit, cursor=args.cursor)
+            for rec in page.items:
+                if args.json:
+                    print(json.dumps(rec.to_dict(), sort_keys=True))
+                else:
+                    print(f"{rec.primary_key}\t{rec.duration:.1f} s\t{rec.media_type}\t{rec.sha256[:12]}")
+            if page.next_cursor:
+                print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+        else:
+            store.delete_file(args.library, args.key)
+            print(f"deleted {args.key}")
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

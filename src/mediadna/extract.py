@@ -1,0 +1,139 @@
+"""media2fingerprint: one pass over an input gives its whole fingerprint."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import audio as A
+from . import decode as D
+from . import visual as V
+from .errors import NO_CONTENT, MediaError
+from .fingerprint import FLAG_FLAT, AudioTrack, Fingerprint, VisualTrack
+
+PARAMS = {
+    "sample_fps": D.SAMPLE_FPS,
+    "frame_size": D.FRAME_SIZE,
+    "frame_hash": "dct64",
+    "hash_input": V.HASH_INPUT,
+    "flat_std": V.FLAT_STD,
+    "box_chunk": V.BOX_CHUNK,
+    "audio_rate": D.AUDIO_RATE,
+    "n_fft": A.N_FFT,
+    "hop": A.HOP,
+    "peaks_per_second": A.PEAKS_PER_SECOND,
+    "peak_min_db": A.PEAK_MIN_DB,
+}
+
+
+def media2fingerprint(
+    source: str | os.PathLike,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    sha256: str | None = None,
+    want_video: bool = True,
+    want_audio: bool = True,
+) -> Fingerprint:
+    """Fingerprint ``[start, end)`` of a local file or http(s) URL.
+
+    Times in the result are media times (seconds from the file's start), so
+    fingerprints of adjacent windows concatenate (see :func:`merge_fingerprints`).
+    """
+    info = D.probe(source)
+    digest = sha256 if sha256 is not None else (D.sha256_file(source) if start == 0 and end is None else "")
+    vx = V.VisualExtractor() if info.has_video and want_video else None
+    ax: A.AudioExtractor | None = None
+    fps = D.SAMPLE_FPS if info.media_type != "image" else 1.0
+    for item in D.decode_media(source, start=start, end=end, fps=fps, want_video=vx is not None, want_audio=want_audio):
+        if item.kind == "video":
+            vx.feed(item.time, item.data)  # type: ignore[union-attr]
+            if info.media_type == "image":
+                break
+        else:
+            if ax is None:
+                ax = A.AudioExtractor(D.AUDIO_RATE, first_time=item.time)
+            ax.feed(item.data)
+    visual = vx.finish() if vx is not None else None
+    audio = ax.finish() if ax is not None else (AudioTrack.empty() if info.has_audio and want_audio else None)
+    name = str(source) if D.is_url(source) else Path(source).name
+    fp = Fingerprint(
+        duration=float(info.duration if end is None else min(info.duration or end, end) - start),
+        sha256=digest,
+        media_type=info.media_type,
+        params=dict(PARAMS),
+        visual=visual,
+        audio=audio,
+        source=name,
+        meta={k: v for k, v in info.to_dict().items() if k not in ("duration",)},
+    )
+    if end is None and start == 0:
+        fp.duration = _observed_duration(fp, info.duration)
+        _require_content(fp, name)
+    return fp
+
+
+def _observed_duration(fp: Fingerprint, declared: float) -> float:
+    """Containers sometimes lie about duration; trust what decoded when larger."""
+    seen = 0.0
+    if fp.visual is not None and len(fp.visual):
+        seen = max(seen, float(fp.visual.times[-1]) + 1.0 / D.SAMPLE_FPS)
+    if fp.audio is not None and len(fp.audio):
+        seen = max(seen, float(A.frames2seconds(fp.audio.frames[-1:])[0]))
+    return float(declared) if declared > 0 else seen
+
+
+def _require_content(fp: Fingerprint, name: str) -> None:
+    if fp.media_type == "image":
+        return
+    v_ok = fp.visual is not None and bool(np.any((fp.visual.flags & FLAG_FLAT) == 0))
+    a_ok = fp.has_audio
+    if not v_ok and not a_ok:
+        raise MediaError(NO_CONTENT, f"{name} has nothing to fingerprint (only silence and flat or black frames)")
+
+
+def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: float | None = None) -> Fingerprint:
+    """Join window fingerprints (media times) into one; overlaps de-duplicated.
+
+    Each part owns the times from its own start up to the next part's start,
+    so frames and peaks in an overlap are kept once.
+    """
+    if not parts:
+        raise MediaError(NO_CONTENT, "nothing to merge")
+    parts = sorted(parts, key=lambda p: float(p.meta.get("window_start", 0.0)))
+    starts = [float(p.meta.get("window_start", 0.0)) for p in parts] + [float("inf")]
+    vt: list[VisualTrack] = []
+    af: list[np.ndarray] = []
+    ab: list[np.ndarray] = []
+    hop_s = A.HOP / D.AUDIO_RATE
+    for i, p in enumerate(parts):
+        lo, hi = starts[i], starts[i + 1]
+        if p.visual is not None:
+            m = (p.visual.times >= lo) & (p.visual.times < hi)
+            vt.append(p.visual.select(m))
+        if p.audio is not None:
+            t = p.audio.frames.astype(np.float64) * hop_s
+            m = (t >= lo) & (t < hi)
+            af.append(p.audio.frames[m])
+            ab.append(p.audio.bins[m])
+    first = parts[0]
+    meta = {k: v for k, v in first.meta.items() if k not in ("window_start", "window_end")}
+    return Fingerprint(
+        duration=float(duration if duration is not None else max(float(p.meta.get("window_end", p.duration)) for p in parts)),
+        sha256=sha256,
+        media_type=first.media_type,
+        params=first.params,
+        visual=V.concat_tracks(vt) if any(p.visual is not None for p in parts) else None,
+        audio=AudioTrack(np.concatenate(af), np.concatenate(ab)) if af else None,
+        source=first.source,
+        meta=meta,
+    )
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t

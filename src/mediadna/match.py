@@ -1,0 +1,475 @@
+"""Matching: candidates from the inverted index, then temporal alignment.
+
+1. Candidates: query terms are looked up; every hit votes for
+   (reference, orientation, time offset).  References whose best offset
+   (smeared over neighbouring bins, for speed changes) gathers enough votes
+   go on to alignment.
+2. Visual alignment: the query's frame hashes against the candidate's (both
+   orientations: mirrored copies match too).  Close frame pairs vote in a
+   (speed, offset) Hough space for speeds 0.90-1.10; each peak's inliers are
+   chained along the query time axis (gaps bridged up to MAX_GAP) into
+   segments; a segment's score is the mean per-frame closeness along the line.
+   Peaks are taken one after another, so every copied segment is found.
+3. Audio alignment: landmark hits vote for (reference, scale, offset); each
+   peak's inliers are chained into segments the same way.
+4. Fusion: visual and audio segments of one reference that overlap with the
+   same offset become one audiovisual segment (noisy-or of the scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import index as I
+from .fingerprint import Fingerprint
+from .store.base import LibraryStore
+from .visual import hamming
+
+# --- candidate retrieval ------------------------------------------------------
+#: Offset bin of candidate votes (seconds).
+VOTE_BIN = 2.0
+#: A reference needs this many query frames voting for one offset (+-1 bin).
+MIN_VISUAL_VOTES = 3
+#: At most this many references are aligned per query (best voted first).
+MAX_CANDIDATES = 24
+
+# --- visual alignment -----------------------------------------------------
+#: Frame pairs further apart than this (of 64 bits) are not evidence; random
+#: pairs sit at 32 +- 4, re-encoded copies at 0-8, harder edits at 8-18.
+PAIR_MAX_BITS = 18
+#: Closeness scale: a frame at <= TAU_LO bits counts fully, >= TAU_HI not at all.
+TAU_LO = 6.0
+TAU_HI = 22.0
+#: Best pairs kept per query frame before voting (static shots repeat a frame).
+TOP_K = 6
+SPEEDS = np.round(np.arange(0.90, 1.1001, 0.01), 2)
+HOUGH_BIN = 0.5  # seconds
+#: A pair is an inlier when the reference time is this close to the line (s).
+INLIER_TOL = 0.7
+#: Inliers further apart than this in query time start a new segment (s).
+MAX_GAP = 4.0
+#: A visual segment needs this many inlier frames ...
+MIN_VISUAL_INLIERS = 6
+#: ... and this mean closeness along its line.
+MIN_SEGMENT_SCORE = 0.35
+MAX_SEGMENTS = 8
+
+# --- audio alignment ------------------------------------------------------
+#: Offset bin for landmark votes (s): two STFT hops.
+AUDIO_BIN = 0.064
+#: A landmark offset peak needs this many matching landmarks (random hits in
+#: a 20-bit space rarely line up more than 2-3 times).
+MIN_AUDIO_MATCHES = 8
+#: Landmark hit ratio (matched / query landmarks in the span) that counts as
+#: a full-strength audio match; lossy noisy copies keep 5-30 %.
+AUDIO_FULL_RATIO = 0.15
+AUDIO_GAP = 5.0
+
+
+@dataclass
+class Segment:
+    query_start: float
+    query_end: float
+    reference_start: float
+    reference_end: float
+    score: float
+    modality: str  # video | audio | audiovisual
+    speed: float = 1.0
+    flipped: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.query_end - self.query_start
+
+    @property
+    def offset(self) -> float:
+        return self.reference_start - self.speed * self.query_start
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("query_start", "query_end", "reference_start", "reference_end"):
+            d[k] = round(float(d[k]), 3)
+        d["score"] = round(float(d["score"]), 4)
+        d["speed"] = round(float(d["speed"]), 3)
+        return d
+
+
+@dataclass
+class Match:
+    primary_key: str
+    similarity: float
+    query_coverage: float
+    reference_coverage: float
+    modality: str
+    segments: list[Segment] = field(default_factory=list)
+    exact: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "primary_key": self.primary_key,
+            "similarity": round(float(self.similarity), 4),
+            "query_coverage": round(float(self.query_coverage), 4),
+            "reference_coverage": round(float(self.reference_coverage), 4),
+            "modality": self.modality,
+            "exact": self.exact,
+            "segments": [s.to_dict() for s in self.segments],
+        }
+
+
+# --- helpers ----------------------------------------------------------------
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -np.inf
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def _runs(times: np.ndarray, gap: float) -> list[np.ndarray]:
+    """Split sorted times into index runs where consecutive gaps exceed ``gap``."""
+    if len(times) == 0:
+        return []
+    cut = np.nonzero(np.diff(times) > gap)[0] + 1
+    return np.split(np.arange(len(times)), cut)
+
+
+def closeness(d: np.ndarray) -> np.ndarray:
+    return np.clip((TAU_HI - np.asarray(d, np.float64)) / (TAU_HI - TAU_LO), 0.0, 1.0)
+
+
+# --- visual -----------------------------------------------------------------
+def _pairs(q: np.ndarray, r: np.ndarray, qmask: np.ndarray, rmask: np.ndarray):
+    """Close (query, reference) frame pairs: (i, j, bits), at most TOP_K per i."""
+    I_, J_, D_ = [], [], []
+    ridx = np.nonzero(rmask)[0]
+    if len(ridx) == 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
+    rr = r[ridx]
+    k = min(TOP_K, len(ridx))
+    qidx = np.nonzero(qmask)[0]
+    block = max(1, 4_000_000 // max(1, len(ridx)))
+    for s in range(0, len(qidx), block):
+        qi = qidx[s : s + block]
+        d = hamming(q[qi][:, None], rr[None, :])
+        if k < len(ridx):
+            part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(len(ridx)), d.shape)
+        dd = np.take_along_axis(d, part, axis=1)
+        ok = dd <= PAIR_MAX_BITS
+        rows = np.broadcast_to(qi[:, None], part.shape)
+        I_.append(rows[ok])
+        J_.append(ridx[part[ok]])
+        D_.append(dd[ok].astype(int))
+    return np.concatenate(I_), np.concatenate(J_), np.concatenate(D_)
+
+
+def _aligned_distance(tq: np.ndarray, qh: np.ndarray, tr: np.ndarray, rh: np.ndarray, rinf: np.ndarray, speed: float, offset: float) -> np.ndarray:
+    """Per query frame: best distance to reference frames near the line (64 if none)."""
+    pred = speed * tq + offset
+    pos = np.searchsorted(tr, pred)
+    best = np.full(len(tq), 64, np.int64)
+    for delta in range(-3, 3):
+        j = np.clip(pos + delta, 0, len(tr) - 1)
+        near = (np.abs(tr[j] - pred) <= INLIER_TOL) & rinf[j]
+        d = hamming(qh, rh[j]).astype(np.int64)
+        best = np.where(near, np.minimum(best, d), best)
+    return best
+
+
+def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
+    """Every copied segment of ``ref`` in ``query`` found from frame hashes."""
+    if not query.has_visual or not ref.has_visual:
+        return []
+    qv, rv = query.visual, ref.visual
+    tq, tr = qv.times.astype(np.float64), rv.times.astype(np.float64)
+    qinf, rinf = qv.informative, rv.informative
+    fps = float(query.params.get("sample_fps", 5.0))
+    segments: list[Segment] = []
+    for flipped, qh in ((False, qv.hashes), (True, qv.flipped)):
+        i, j, d = _pairs(qh, rv.hashes, qinf, rinf)
+        alive = np.ones(len(i), bool)
+        for _ in range(MAX_SEGMENTS):
+            if alive.sum() < MIN_VISUAL_INLIERS:
+                break
+            ii, jj, dd = i[alive], j[alive], d[alive]
+            w = closeness(dd) + 0.05
+            # Hough vote: (speed, offset bin); each query frame votes once per cell.
+            off = tr[jj][None, :] - SPEEDS[:, None] * tq[ii][None, :]
+            ob = np.floor(off / HOUGH_BIN).astype(np.int64)
+            lo = ob.min()
+            ob -= lo
+            nb = int(ob.max()) + 1
+            si = np.broadcast_to(np.arange(len(SPEEDS))[:, None], ob.shape)
+            cell = (si * nb + ob).ravel()
+            key = cell * (len(tq) + 1) + np.broadcast_to(ii[None, :], ob.shape).ravel()
+            wk = np.broadcast_to(w[None, :], ob.shape).ravel()
+            order = np.lexsort((-wk, key))
+            first = np.r_[True, key[order][1:] != key[order][:-1]]
+            sel = order[first]
+            acc = np.bincount(cell[sel], weights=wk[sel], minlength=len(SPEEDS) * nb).reshape(len(SPEEDS), nb)
+            # neighbouring offset bins belong to the same line
+            acc = acc + np.pad(acc, ((0, 0), (1, 0)))[:, :-1]
+            s_i, o_i = np.unravel_index(int(np.argmax(acc)), acc.shape)
+            if acc[s_i, o_i] < MIN_VISUAL_INLIERS * 0.5:
+                break
+            speed = float(SPEEDS[s_i])
+            offset = (o_i + lo) * HOUGH_BIN  # bin start; refine from inliers below
+            resid = tr[jj] - (speed * tq[ii] + offset)
+            inl = np.abs(resid - np.median(resid[np.abs(resid) <= 2 * HOUGH_BIN + INLIER_TOL])) <= INLIER_TOL if np.any(np.abs(resid) <= 2 * HOUGH_BIN + INLIER_TOL) else np.zeros(len(ii), bool)
+            if inl.sum() < 2:
+                alive[np.nonzero(alive)[0]] = False
+                break
+            # refine speed and offset by weighted least squares on the inliers
+            xs, ys, ws = tq[ii][inl], tr[jj][inl], w[inl]
+            if xs.max() - xs.min() >= 3.0:
+                A_ = np.stack([xs, np.ones_like(xs)], 1) * np.sqrt(ws)[:, None]
+                sol, *_ = np.linalg.lstsq(A_, ys * np.sqrt(ws), rcond=None)
+                if 0.88 <= sol[0] <= 1.12:
+                    speed, offset = float(sol[0]), float(sol[1])
+                else:
+                    offset = float(np.median(ys - speed * xs))
+            else:
+                offset = float(np.median(ys - speed * xs))
+            resid = tr[jj] - (speed * tq[ii] + offset)
+            inl = np.abs(resid) <= INLIER_TOL
+            qframes = np.unique(ii[inl])
+            used = np.isin(i, qframes) & alive
+            found_any = False
+            for run in _runs(tq[qframes], MAX_GAP):
+                fr = qframes[run]
+                if len(fr) < MIN_VISUAL_INLIERS:
+                    continue
+                qs, qe = float(tq[fr[0]]), float(tq[fr[-1]]) + 1.0 / fps
+                span = (tq >= qs) & (tq < qe) & qinf
+                dist = _aligned_distance(tq[span], qh[span], tr, rv.hashes, rinf, speed, offset)
+                score = float(closeness(dist).mean()) if len(dist) else 0.0
+                if score < MIN_SEGMENT_SCORE:
+                    continue
+                rs = speed * qs + offset
+                re = speed * qe + offset
+                rs, re = max(0.0, rs), min(float(ref.duration) or re, re)
+                if re <= rs:
+                    continue
+                segments.append(Segment(qs, qe, rs, re, score, "video", speed, flipped))
+                found_any = True
+            alive &= ~used
+            if not found_any and used.sum() == 0:
+                break
+    return _dedupe(segments)
+
+
+def _dedupe(segments: list[Segment]) -> list[Segment]:
+    """Drop segments mostly covered (in query time) by a better one on the same line."""
+    keep: list[Segment] = []
+    for s in sorted(segments, key=lambda s: -s.score * s.duration):
+        dup = False
+        for k in keep:
+            ov = min(s.query_end, k.query_end) - max(s.query_start, k.query_start)
+            if ov > 0.5 * s.duration and abs(s.offset - k.offset) < 2.0:
+                dup = True
+                break
+        if not dup:
+            keep.append(s)
+    return sorted(keep, key=lambda s: s.query_start)
+
+
+# --- audio ------------------------------------------------------------------
+def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> dict[str, list[Segment]]:
+    """Segments per reference from landmark hits.
+
+    ``hits_by_file[file] = list of (variant index, query time s, reference time s)``.
+    """
+    out: dict[str, list[Segment]] = {}
+    for fkey, (vi, tq, trf) in hits_by_file.items():
+        segs: list[Segment] = []
+        alive = np.ones(len(vi), bool)
+        for _ in range(MAX_SEGMENTS):
+            if alive.sum() < MIN_AUDIO_MATCHES:
+                break
+            a_vi, a_tq, a_tr = vi[alive], tq[alive], trf[alive]
+            scale = np.array([variants[v][0] for v in a_vi])
+            off = a_tr - scale * a_tq
+            ob = np.floor(off / AUDIO_BIN).astype(np.int64)
+            key = a_vi.astype(np.int64) * (1 << 40) + (ob - ob.min())
+            uk, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+            # merge adjacent offset bins of the same variant
+            best = int(np.argmax(counts))
+            kbest = uk[best]
+            near = (key >= kbest - 1) & (key <= kbest + 1) & (a_vi == a_vi[inv == best][0])
+            if near.sum() < MIN_AUDIO_MATCHES:
+                break
+            v = int(a_vi[near][0])
+            ts = variants[v][0]
+            offset = float(np.median(off[near]))
+            inl_all = alive.copy()
+            idx_alive = np.nonzero(alive)[0]
+            inl_mask = (a_vi == v) & (np.abs(off - offset) <= AUDIO_BIN * 1.5)
+            inl_idx = idx_alive[inl_mask]
+            order = np.argsort(tq[inl_idx])
+            inl_idx = inl_idx[order]
+            qt_all = variants[v][3]
+            for run in _runs(tq[inl_idx], AUDIO_GAP):
+                ridx = inl_idx[run]
+                n = len(np.unique(np.round(tq[ridx], 3)))
+                if n < MIN_AUDIO_MATCHES:
+                    continue
+                qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
+                in_span = int(((qt_all >= qs) & (qt_all <= qe)).sum())
+                ratio = n / max(in_span, 1)
+                strength = min(1.0, ratio / AUDIO_FULL_RATIO)
+                certainty = min(1.0, (n - MIN_AUDIO_MATCHES + 4) / 20.0)
+                score = float(strength * (0.5 + 0.5 * certainty))
+                rs, re = ts * qs + offset, ts * qe + offset
+                rdur = ref_durations.get(fkey) or re
+                rs, re = max(0.0, rs), min(rdur, re)
+                qs, qe = max(0.0, qs), min(query_duration or qe, qe)
+                if re > rs and qe > qs:
+                    segs.append(Segment(qs, qe, rs, re, score, "audio", float(ts)))
+            inl_all[inl_idx] = False
+            if inl_all.sum() == alive.sum():
+                break
+            alive = inl_all
+        if segs:
+            out[fkey] = _dedupe(segs)
+    return out
+
+
+# --- fusion -----------------------------------------------------------------
+def fuse(visual: list[Segment], audio: list[Segment]) -> list[Segment]:
+    """Merge overlapping visual and audio segments on the same line."""
+    out: list[Segment] = []
+    used_a = set()
+    for v in visual:
+        merged = v
+        for k, a in enumerate(audio):
+            if k in used_a:
+                continue
+            ov = min(v.query_end, a.query_end) - max(v.query_start, a.query_start)
+            if ov > 0.3 * min(v.duration, a.duration) and abs(v.offset - a.offset) < 1.5:
+                used_a.add(k)
+                merged = Segment(
+                    min(merged.query_start, a.query_start),
+                    max(merged.query_end, a.query_end),
+                    min(merged.reference_start, a.reference_start),
+                    max(merged.reference_end, a.reference_end),
+                    1.0 - (1.0 - merged.score) * (1.0 - a.score),
+                    "audiovisual",
+                    merged.speed,
+                    merged.flipped,
+                )
+        out.append(merged)
+    out += [a for k, a in enumerate(audio) if k not in used_a]
+    return sorted(out, key=lambda s: s.query_start)
+
+
+def summarise(primary_key: str, segments: list[Segment], query_duration: float, ref_duration: float) -> Match:
+    segs = sorted(segments, key=lambda s: s.query_start)
+    total = sum(s.duration for s in segs) or 1.0
+    similarity = sum(s.score * s.duration for s in segs) / total
+    qcov = _union_length([(s.query_start, s.query_end) for s in segs]) / query_duration if query_duration > 0 else 0.0
+    rcov = _union_length([(s.reference_start, s.reference_end) for s in segs]) / ref_duration if ref_duration > 0 else 0.0
+    mods = {s.modality for s in segs}
+    modality = "audiovisual" if "audiovisual" in mods or mods == {"video", "audio"} else next(iter(mods))
+    return Match(primary_key, float(min(1.0, similarity)), float(min(1.0, qcov)), float(min(1.0, rcov)), modality, segs)
+
+
+# --- the matcher -------------------------------------------------------------
+class Matcher:
+    """Finds every library file a query fingerprint copies from."""
+
+    def __init__(self, store: LibraryStore):
+        self.store = store
+
+    def visual_candidates(self, library: str, fp: Fingerprint) -> list[str]:
+        if not fp.has_visual:
+            return []
+        v = fp.visual
+        inf = v.informative
+        votes: dict[str, float] = {}
+        for hashes in (v.hashes[inf], v.flipped[inf]):
+            times = v.times[inf].astype(np.float64)
+            terms = I.hashes2terms(hashes)  # (n, bands)
+            flat_terms = terms.ravel()
+            flat_times = np.repeat(times, terms.shape[1])
+            uniq = np.unique(flat_terms)
+            hits = self.store.lookup_visual(library, uniq)
+            if not len(hits):
+                continue
+            order = np.argsort(flat_terms, kind="stable")
+            st = flat_terms[order]
+            lo = np.searchsorted(st, hits.keys, "left")
+            hi = np.searchsorted(st, hits.keys, "right")
+            cnt = hi - lo
+            hit_idx = np.repeat(np.arange(len(hits)), cnt)
+            q_idx = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])] if cnt.sum() else np.zeros(0, int)
+            if not len(q_idx):
+                continue
+            files = hits.files[hit_idx]
+            qt = flat_times[q_idx]
+            off = np.floor((hits.times[hit_idx].astype(np.float64) - qt) / VOTE_BIN).astype(np.int64)
+            qframe = q_idx // terms.shape[1]
+            for f in np.unique(files):
+                m = files == f
+                # one vote per (query frame, offset bin)
+                pairs = np.unique(np.stack([off[m], qframe[m]], 1), axis=0)
+                bins, c = np.unique(pairs[:, 0], return_counts=True)
+                # smear over +-1 bin for speed drift
+                full = dict(zip(bins.tolist(), c.tolist()))
+                best = max(full.get(b - 1, 0) + full.get(b, 0) + full.get(b + 1, 0) for b in full)
+                votes[f] = max(votes.get(f, 0), best)
+        ranked = sorted((f for f, c in votes.items() if c >= MIN_VISUAL_VOTES), key=lambda f: -votes[f])
+        return ranked[:MAX_CANDIDATES]
+
+    def audio_hits(self, library: str, fp: Fingerprint) -> tuple[dict, list]:
+        variants = I.audio_query_variants(fp)
+        if not variants:
+            return {}, []
+        allh = np.unique(np.concatenate([v[2] for v in variants]))
+        hits = self.store.lookup_audio(library, allh)
+        if not len(hits):
+            return {}, variants
+        by_file: dict[str, list] = {}
+        hk_order = np.argsort(hits.keys, kind="stable")
+        hk = hits.keys[hk_order]
+        for vi, (_, _, h, qt) in enumerate(variants):
+            lo = np.searchsorted(hk, h, "left")
+            hi = np.searchsorted(hk, h, "right")
+            cnt = hi - lo
+            if not cnt.sum():
+                continue
+            q_idx = np.repeat(np.arange(len(h)), cnt)
+            h_idx = hk_order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])]
+            files = hits.files[h_idx]
+            for f in np.unique(files):
+                m = files == f
+                by_file.setdefault(f, []).append((np.full(m.sum(), vi), qt[q_idx[m]], hits.times[h_idx[m]].astype(np.float64)))
+        merged = {f: tuple(np.concatenate([p[k] for p in parts]) for k in range(3)) for f, parts in by_file.items()}
+        # keep files with enough raw evidence before the costlier pass
+        merged = {f: t for f, t in merged.items() if len(t[0]) >= MIN_AUDIO_MATCHES}
+        return merged, variants
+
+    def match(self, library: str, fp: Fingerprint, exclude: set[str] | None = None) -> list[Match]:
+        exclude = exclude or set()
+        vis_cands = [f for f in self.visual_candidates(library, fp) if f not in exclude]
+        a_hits, variants = self.audio_hits(library, fp)
+        a_hits = {f: v for f, v in a_hits.items() if f not in exclude}
+        ref_durations: dict[str, float] = {}
+        refs: dict[str, Fingerprint] = {}
+        for f in set(vis_cands) | set(a_hits):
+            rec = self.store.get_file(library, f)
+            ref_durations[f] = rec.duration
+        for f in vis_cands:
+            refs[f] = self.store.load_fingerprint(library, f)
+        a_segs = audio_segments(a_hits, variants, fp.duration, ref_durations)
+        matches = []
+        for f in set(vis_cands) | set(a_segs):
+            v_segs = align_visual(fp, refs[f]) if f in refs else []
+            segs = fuse(v_segs, a_segs.get(f, []))
+            if segs:
+                matches.append(summarise(f, segs, fp.duration, ref_durations[f]))
+        return sorted(matches, key=lambda m: (-m.similarity, -m.query_coverage, m.primary_key))

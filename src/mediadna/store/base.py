@@ -1,0 +1,332 @@
+"""The library store port.
+
+The domain talks to a fingerprint library only through :class:`LibraryStore`.
+Adapters: :mod:`mediadna.store.sqlite` (embedded default) and
+:mod:`mediadna.store.memory` (in-process, for tests and one-off compares).
+The domain decides *what* is indexed (see :mod:`mediadna.index`); adapters
+only keep and return postings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import INVALID_ARGUMENT, LibraryError
+from ..fingerprint import Fingerprint
+
+#: Default similarity at or above which a match counts as a duplicate.
+#: 0.5: half-way on the calibrated evidence scale; see mediadna.match.
+DEFAULT_THRESHOLD = 0.5
+#: Default shortest copied segment reported, in seconds (shorter runs are noise).
+DEFAULT_MIN_SEGMENT_SECONDS = 3.0
+
+LIBRARY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_KEY_LENGTH = 1024
+
+
+def validate_library_name(name: str) -> str:
+    # fullmatch: ``$`` alone would accept a trailing newline ("lib\n").
+    if not isinstance(name, str) or not LIBRARY_NAME_RE.fullmatch(name):
+        raise LibraryError(
+            INVALID_ARGUMENT,
+            f"invalid library name {name!r}: 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
+        )
+    return name
+
+
+def validate_primary_key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise LibraryError(INVALID_ARGUMENT, f"invalid primary key: must be 1-{MAX_KEY_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise LibraryError(INVALID_ARGUMENT, "invalid primary key: control characters are not allowed")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: not storable, not comparable across stores
+        raise LibraryError(INVALID_ARGUMENT, "invalid primary key: not valid Unicode") from None
+    return key
+
+
+@dataclass(frozen=True)
+class Library:
+    name: str
+    threshold: float = DEFAULT_THRESHOLD
+    min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
+    created_at: str = ""
+    file_count: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "min_segment_seconds": self.min_segment_seconds,
+            "created_at": self.created_at,
+            "file_count": self.file_count,
+        }
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    primary_key: str
+    duration: float
+    sha256: str
+    media_type: str  # video | audio | image
+    has_video: bool
+    has_audio: bool
+    fingerprint_version: int
+    created_at: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "primary_key": self.primary_key,
+            "duration": self.duration,
+            "sha256": self.sha256,
+            "media_type": self.media_type,
+            "has_video": self.has_video,
+            "has_audio": self.has_audio,
+            "fingerprint_version": self.fingerprint_version,
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass
+class FilePage:
+    items: list[FileRecord]
+    next_cursor: str | None  # pass back to list_files to get the next page
+
+
+@dataclass
+class Postings:
+    """The inverted-index terms one file contributes (made by mediadna.index)."""
+
+    visual_keys: np.ndarray  # uint32 term keys
+    visual_times: np.ndarray  # float32 seconds in the file
+    audio_keys: np.ndarray  # uint32 landmark hashes
+    audio_times: np.ndarray  # float32 seconds in the file
+
+    def __post_init__(self) -> None:
+        self.visual_keys = np.asarray(self.visual_keys, dtype=np.uint32)
+        self.visual_times = np.asarray(self.visual_times, dtype=np.float32)
+        self.audio_keys = np.asarray(self.audio_keys, dtype=np.uint32)
+        self.audio_times = np.asarray(self.audio_times, dtype=np.float32)
+
+
+@dataclass
+class Hits:
+    """Postings found for a set of looked-up keys: parallel arrays."""
+
+    keys: np.ndarray  # uint32
+    files: np.ndarray  # object array of primary keys
+    times: np.ndarray  # float32 seconds in the reference
+
+    @classmethod
+    def empty(cls) -> "Hits":
+        return cls(np.zeros(0, np.uint32), np.zeros(0, dtype=object), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@runtime_checkable
+class LibraryStore(Protocol):
+    """What the domain needs from a fingerprint library."""
+
+    # libraries
+    def create_library(
+        self, name: str, threshold: float = DEFAULT_THRESHOLD, min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
+    ) -> Library: ...
+    def get_library(self, name: str) -> Library: ...
+    def list_libraries(self) -> list[Library]: ...
+    def delete_library(self, name: str) -> None: ...
+
+    # files
+    def add_file(
+        self, library: str, record: FileRecord, fingerprint: Fingerprint, postings: Postings, replace: bool = False
+    ) -> None:
+        """Store record, fingerprint and postings atomically (all or nothing).
+
+        Raises ``LibraryError(FILE_EXISTS)`` when the key exists and not ``replace``;
+        with ``replace`` the old file's postings are removed in the same transaction.
+        """
+        ...
+
+    def get_file(self, library: str, primary_key: str) -> FileRecord: ...
+    def list_files(self, library: str, limit: int = 100, cursor: str | None = None) -> FilePage: ...
+    def delete_file(self, library: str, primary_key: str) -> None: ...
+    def files_by_sha256(self, library: str, sha256: str) -> list[FileRecord]: ...
+    def load_fingerprint(self, library: str, primary_key: str) -> Fingerprint: ...
+
+    # inverted index
+    def lookup_visual(self, library: str, keys: np.ndarray) -> Hits: ...
+    def lookup_audio(self, library: str, keys: np.ndarray) -> Hits: ...
+
+    def close(self) -> None: ...
+
+
+# -- helpers shared by the adapters -------------------------------------------
+# Every adapter uses these so that all stores validate, page, deduplicate and
+# order exactly alike (the contract suite in tests/unit checks it).
+
+#: Largest ``limit`` accepted by ``list_files``.
+MAX_PAGE_SIZE = 1000
+_CURSOR_PREFIX = "c1."
+_UINT32_MAX = 2**32 - 1
+
+
+def utc_now() -> str:
+    """Now as ISO-8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _finite(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be a number")
+    out = float(value)
+    if not math.isfinite(out):
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be finite")
+    return out
+
+
+def validate_library_settings(threshold: object, min_segment_seconds: object) -> tuple[float, float]:
+    """Check a library's settings; returns them as floats."""
+    t = _finite(threshold, "threshold")
+    m = _finite(min_segment_seconds, "min_segment_seconds")
+    if not 0.0 <= t <= 1.0:
+        raise LibraryError(INVALID_ARGUMENT, f"threshold must be between 0 and 1, got {t}")
+    if m < 0.0:
+        raise LibraryError(INVALID_ARGUMENT, f"min_segment_seconds must be >= 0, got {m}")
+    return t, m
+
+
+def validate_record(record: object) -> str:
+    """Check a :class:`FileRecord` before storing it; returns its metadata as JSON."""
+    if not isinstance(record, FileRecord):
+        raise LibraryError(INVALID_ARGUMENT, "record must be a FileRecord")
+    validate_primary_key(record.primary_key)
+    if _finite(record.duration, "duration") < 0:
+        raise LibraryError(INVALID_ARGUMENT, "duration must be >= 0")
+    for what in ("sha256", "media_type", "created_at"):
+        if not isinstance(getattr(record, what), str):
+            raise LibraryError(INVALID_ARGUMENT, f"{what} must be a string")
+    if isinstance(record.fingerprint_version, bool) or not isinstance(record.fingerprint_version, (int, np.integer)):
+        raise LibraryError(INVALID_ARGUMENT, "fingerprint_version must be an integer")
+    if not isinstance(record.metadata, dict):
+        raise LibraryError(INVALID_ARGUMENT, "metadata must be a dict")
+    try:
+        return json.dumps(record.metadata, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise LibraryError(INVALID_ARGUMENT, f"metadata is not JSON-serialisable: {exc}") from None
+
+
+def stored_record(record: FileRecord, metadata_json: str, created_at: str) -> FileRecord:
+    """The record as a store returns it: plain types, fresh metadata, its timestamp."""
+    return FileRecord(
+        primary_key=record.primary_key,
+        duration=float(record.duration),
+        sha256=record.sha256,
+        media_type=record.media_type,
+        has_video=bool(record.has_video),
+        has_audio=bool(record.has_audio),
+        fingerprint_version=int(record.fingerprint_version),
+        created_at=created_at,
+        metadata=json.loads(metadata_json),
+    )
+
+
+def encode_cursor(last_key: str) -> str:
+    """Opaque ``list_files`` cursor: the page resumes after ``last_key``."""
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(last_key.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The primary key a cursor resumes after (None: from the start)."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
+        raise LibraryError(INVALID_ARGUMENT, "invalid cursor")
+    body = cursor[len(_CURSOR_PREFIX) :]
+    try:
+        key = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
+        return validate_primary_key(key)
+    except (binascii.Error, ValueError, LibraryError):
+        raise LibraryError(INVALID_ARGUMENT, "invalid cursor") from None
+
+
+def validate_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise LibraryError(INVALID_ARGUMENT, f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(limit)
+
+
+def as_uint32(values: object, what: str) -> np.ndarray:
+    """A 1-D uint32 array, refusing values that would wrap around."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, OverflowError):
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be a 1-D array of uint32") from None
+    if arr.ndim != 1:
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be a 1-D array of uint32")
+    if arr.dtype == np.uint32:
+        return arr
+    if arr.size == 0:
+        return np.zeros(0, np.uint32)
+    if arr.dtype.kind not in "iu" or int(arr.min()) < 0 or int(arr.max()) > _UINT32_MAX:
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be integers from 0 to 2**32-1")
+    return arr.astype(np.uint32)
+
+
+def normalize_postings(keys: object, times: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one track's postings; returns them sorted by (key, time), duplicates dropped.
+
+    Postings are a set: a (key, time) pair a file lists twice is stored once.
+    """
+    k = as_uint32(keys, f"{what} keys")
+    t = np.asarray(times)
+    if t.ndim != 1 or len(t) != len(k):
+        raise LibraryError(INVALID_ARGUMENT, f"{what} keys and times differ in length")
+    if t.size and t.dtype.kind not in "iuf":
+        raise LibraryError(INVALID_ARGUMENT, f"{what} times must be numbers")
+    t = t.astype(np.float32) + np.float32(0.0)  # + 0.0 turns -0.0 into 0.0 (SQLite would)
+    if not np.isfinite(t).all():
+        raise LibraryError(INVALID_ARGUMENT, f"{what} times must be finite")
+    order = np.lexsort((t, k))
+    k, t = k[order], t[order]
+    keep = np.ones(len(k), dtype=bool)
+    keep[1:] = (k[1:] != k[:-1]) | (t[1:] != t[:-1])
+    return k[keep], t[keep]
+
+
+def lookup_keys(keys: object) -> np.ndarray:
+    """Validated, sorted, distinct lookup keys."""
+    return np.unique(as_uint32(keys, "lookup keys"))
+
+
+def build_hits(keys: np.ndarray, file_ids: np.ndarray, times: np.ndarray, names: Mapping[int, str]) -> Hits:
+    """:class:`Hits` from raw postings, ordered by (key, primary key, time).
+
+    ``file_ids`` are an adapter's internal file ids; ``names`` maps each to its
+    primary key.
+    """
+    if len(keys) == 0:
+        return Hits.empty()
+    ids, inverse = np.unique(np.asarray(file_ids, dtype=np.int64), return_inverse=True)
+    pks = np.array([names[int(i)] for i in ids], dtype=object)
+    rank = np.argsort(pks, kind="stable")
+    position = np.empty(len(rank), dtype=np.int64)
+    position[rank] = np.arange(len(rank))
+    code = position[inverse.reshape(-1)]
+    keys = np.asarray(keys, dtype=np.uint32)
+    times = np.asarray(times, dtype=np.float32)
+    order = np.lexsort((times, code, keys))
+    return Hits(keys[order], pks[rank][code[order]], times[order])

@@ -1,0 +1,418 @@
+"""The embedded library store: one SQLite file (WAL mode).
+
+Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id``
+= :data:`APPLICATION_ID` so a foreign SQLite file is never written to):
+
+* ``libraries``: integer ``id`` (used everywhere internally), unique ``name``,
+  settings, ``created_at``.
+* ``files``: one row per file, UNIQUE(lib_id, primary_key), index on
+  (lib_id, sha256, primary_key).  The large columns come last so listing files never reads
+  them: ``fingerprint`` (``Fingerprint.to_bytes()``) and ``visual_terms`` /
+  ``audio_terms``, the file's distinct posting keys as little-endian uint32,
+  which is how its postings are found again on delete without a second index
+  on ``file_id``.
+* ``visual_postings`` / ``audio_postings``: ``WITHOUT ROWID`` tables whose
+  primary key (lib_id, key, file_id, t) is the clustered (lib_id, key) index,
+  so a lookup is one index range per key and reads nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FILE_EXISTS, FILE_NOT_FOUND, INTERNAL, INVALID_ARGUMENT, LIBRARY_EXISTS, LIBRARY_NOT_FOUND, LibraryError
+from ..fingerprint import Fingerprint
+from .base import (
+    DEFAULT_MIN_SEGMENT_SECONDS,
+    DEFAULT_THRESHOLD,
+    FilePage,
+    FileRecord,
+    Hits,
+    Library,
+    Postings,
+    build_hits,
+    decode_cursor,
+    encode_cursor,
+    lookup_keys,
+    normalize_postings,
+    stored_record,
+    utc_now,
+    validate_library_name,
+    validate_library_settings,
+    validate_limit,
+    validate_primary_key,
+    validate_record,
+)
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x4D444E41  # "MDNA"
+#: Keys per ``IN (...)`` list; below SQLite's oldest variable limit (999).
+CHUNK = 900
+
+_SCHEMA = [
+    """CREATE TABLE libraries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        threshold REAL NOT NULL,
+        min_segment_seconds REAL NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        lib_id INTEGER NOT NULL REFERENCES libraries(id),
+        primary_key TEXT NOT NULL,
+        duration REAL NOT NULL,
+        sha256 TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        has_video INTEGER NOT NULL,
+        has_audio INTEGER NOT NULL,
+        fingerprint_version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        visual_terms BLOB NOT NULL,
+        audio_terms BLOB NOT NULL,
+        UNIQUE (lib_id, primary_key)
+    )""",
+    "CREATE INDEX files_sha256 ON files (lib_id, sha256, primary_key)",
+    """CREATE TABLE visual_postings (
+        lib_id INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        file_id INTEGER NOT NULL,
+        t REAL NOT NULL,
+        PRIMARY KEY (lib_id, key, file_id, t)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE audio_postings (
+        lib_id INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        file_id INTEGER NOT NULL,
+        t REAL NOT NULL,
+        PRIMARY KEY (lib_id, key, file_id, t)
+    ) WITHOUT ROWID""",
+]
+
+_POSTINGS = {"visual": "visual_postings", "audio": "audio_postings"}
+_RECORD_COLUMNS = (
+    "primary_key, duration, sha256, media_type, has_video, has_audio, fingerprint_version, created_at, metadata"
+)
+
+
+def _record(row: Sequence) -> FileRecord:
+    return stored_record(
+        FileRecord(
+            primary_key=row[0],
+            duration=row[1],
+            sha256=row[2],
+            media_type=row[3],
+            has_video=row[4],
+            has_audio=row[5],
+            fingerprint_version=row[6],
+        ),
+        metadata_json=row[8],
+        created_at=row[7],
+    )
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
+    """``values`` in lists of exactly ``size`` (the last padded by repeating
+    its final value), so every query reuses one prepared statement."""
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield chunk + [chunk[-1]] * (size - len(chunk))
+
+
+class SQLiteStore:
+    """:class:`~mediadna.store.base.LibraryStore` on one SQLite database file.
+
+    One connection per store, shared across threads under a lock; other
+    processes may use the same file concurrently (WAL, ``busy_timeout``).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0):
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise LibraryError(INVALID_ARGUMENT, f"cannot open library database {self.path}: {exc}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LibraryError(INVALID_ARGUMENT, f"{self.path} is not a mediadna library database: {exc}") from None
+        self._conn = conn
+        try:
+            self._init_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction (IMMEDIATE when writing); SQLite errors become INTERNAL."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise LibraryError(INTERNAL, "the library store is closed")
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise LibraryError(INTERNAL, f"library database error: {exc}") from exc
+
+    def _init_schema(self) -> None:
+        with self._tx(write=True) as conn:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id == 0 and version == 0:
+                if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                    raise LibraryError(INVALID_ARGUMENT, f"{self.path} is not a mediadna library database")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif app_id != APPLICATION_ID:
+                raise LibraryError(INVALID_ARGUMENT, f"{self.path} is not a mediadna library database")
+            elif version > SCHEMA_VERSION:
+                raise LibraryError(
+                    INVALID_ARGUMENT,
+                    f"{self.path} has library schema version {version}; this mediadna reads up to "
+                    f"{SCHEMA_VERSION}: upgrade mediadna",
+                )
+            # version < SCHEMA_VERSION: migrations go here.
+
+    @staticmethod
+    def _lib_id(conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT id FROM libraries WHERE name = ?", (validate_library_name(name),)).fetchone()
+        if row is None:
+            raise LibraryError(LIBRARY_NOT_FOUND, f"library {name!r} does not exist")
+        return row[0]
+
+    @staticmethod
+    def _delete_file_rows(conn: sqlite3.Connection, lib_id: int, file_id: int, visual: bytes, audio: bytes) -> None:
+        for table, terms in (("visual_postings", visual), ("audio_postings", audio)):
+            keys = np.frombuffer(terms, dtype="<u4").tolist()
+            conn.executemany(
+                f"DELETE FROM {table} WHERE lib_id = ? AND key = ? AND file_id = ?",
+                zip(repeat(lib_id), keys, repeat(file_id)),
+            )
+        conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
+    # -- libraries -----------------------------------------------------------
+    def create_library(
+        self, name: str, threshold: float = DEFAULT_THRESHOLD, min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
+    ) -> Library:
+        validate_library_name(name)
+        threshold, min_segment_seconds = validate_library_settings(threshold, min_segment_seconds)
+        created = utc_now()
+        with self._tx(write=True) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO libraries (name, threshold, min_segment_seconds, created_at) VALUES (?, ?, ?, ?)",
+                    (name, threshold, min_segment_seconds, created),
+                )
+            except sqlite3.IntegrityError:
+                raise LibraryError(LIBRARY_EXISTS, f"library {name!r} already exists") from None
+        return Library(name, threshold, min_segment_seconds, created, 0)
+
+    _LIBRARY_QUERY = (
+        "SELECT name, threshold, min_segment_seconds, created_at,"
+        " (SELECT COUNT(*) FROM files f WHERE f.lib_id = l.id) FROM libraries l"
+    )
+
+    def get_library(self, name: str) -> Library:
+        validate_library_name(name)
+        with self._tx() as conn:
+            row = conn.execute(self._LIBRARY_QUERY + " WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise LibraryError(LIBRARY_NOT_FOUND, f"library {name!r} does not exist")
+        return Library(*row)
+
+    def list_libraries(self) -> list[Library]:
+        with self._tx() as conn:
+            rows = conn.execute(self._LIBRARY_QUERY + " ORDER BY name").fetchall()
+        return [Library(*row) for row in rows]
+
+    def delete_library(self, name: str) -> None:
+        with self._tx(write=True) as conn:
+            lib_id = self._lib_id(conn, name)
+            for table in _POSTINGS.values():
+                conn.execute(f"DELETE FROM {table} WHERE lib_id = ?", (lib_id,))
+            conn.execute("DELETE FROM files WHERE lib_id = ?", (lib_id,))
+            conn.execute("DELETE FROM libraries WHERE id = ?", (lib_id,))
+
+    # -- files ---------------------------------------------------------------
+    def add_file(
+        self, library: str, record: FileRecord, fingerprint: Fingerprint, postings: Postings, replace: bool = False
+    ) -> None:
+        """Store record, fingerprint and postings in one transaction."""
+        validate_library_name(library)
+        metadata = validate_record(record)
+        if not isinstance(fingerprint, Fingerprint):
+            raise LibraryError(INVALID_ARGUMENT, "fingerprint must be a Fingerprint")
+        if not isinstance(postings, Postings):
+            raise LibraryError(INVALID_ARGUMENT, "postings must be Postings")
+        tracks = {
+            "visual": normalize_postings(postings.visual_keys, postings.visual_times, "visual"),
+            "audio": normalize_postings(postings.audio_keys, postings.audio_times, "audio"),
+        }
+        terms = {kind: np.unique(keys).astype("<u4").tobytes() for kind, (keys, _) in tracks.items()}
+        blob = fingerprint.to_bytes()
+        pk = record.primary_key
+        with self._tx(write=True) as conn:
+            lib_id = self._lib_id(conn, library)
+            old = conn.execute(
+                "SELECT id, visual_terms, audio_terms FROM files WHERE lib_id = ? AND primary_key = ?", (lib_id, pk)
+            ).fetchone()
+            if old is not None:
+                if not replace:
+                    raise LibraryError(FILE_EXISTS, f"file {pk!r} already exists in library {library!r}")
+                self._delete_file_rows(conn, lib_id, *old)
+            cur = conn.execute(
+                f"INSERT INTO files (lib_id, {_RECORD_COLUMNS}, fingerprint, visual_terms, audio_terms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lib_id,
+                    pk,
+                    float(record.duration),
+                    record.sha256,
+                    record.media_type,
+                    int(bool(record.has_video)),
+                    int(bool(record.has_audio)),
+                    int(record.fingerprint_version),
+                    record.created_at or utc_now(),
+                    metadata,
+                    blob,
+                    terms["visual"],
+                    terms["audio"],
+                ),
+            )
+            file_id = cur.lastrowid
+            for kind, (keys, times) in tracks.items():
+                conn.executemany(
+                    f"INSERT INTO {_POSTINGS[kind]} (lib_id, key, file_id, t) VALUES (?, ?, ?, ?)",
+                    zip(repeat(lib_id), keys.tolist(), repeat(file_id), times.tolist()),
+                )
+
+    def get_file(self, library: str, primary_key: str) -> FileRecord:
+        validate_primary_key(primary_key)
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            row = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM files WHERE lib_id = ? AND primary_key = ?", (lib_id, primary_key)
+            ).fetchone()
+        if row is None:
+            raise LibraryError(FILE_NOT_FOUND, f"file {primary_key!r} not found in library {library!r}")
+        return _record(row)
+
+    def list_files(self, library: str, limit: int = 100, cursor: str | None = None) -> FilePage:
+        limit = validate_limit(limit)
+        after = decode_cursor(cursor)
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            if after is None:
+                rows = conn.execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM files WHERE lib_id = ? ORDER BY primary_key LIMIT ?",
+                    (lib_id, limit + 1),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM files WHERE lib_id = ? AND primary_key > ?"
+                    " ORDER BY primary_key LIMIT ?",
+                    (lib_id, after, limit + 1),
+                ).fetchall()
+        items = [_record(row) for row in rows[:limit]]
+        return FilePage(items, encode_cursor(items[-1].primary_key) if len(rows) > limit else None)
+
+    def delete_file(self, library: str, primary_key: str) -> None:
+        validate_primary_key(primary_key)
+        with self._tx(write=True) as conn:
+            lib_id = self._lib_id(conn, library)
+            row = conn.execute(
+                "SELECT id, visual_terms, audio_terms FROM files WHERE lib_id = ? AND primary_key = ?",
+                (lib_id, primary_key),
+            ).fetchone()
+            if row is None:
+                raise LibraryError(FILE_NOT_FOUND, f"file {primary_key!r} not found in library {library!r}")
+            self._delete_file_rows(conn, lib_id, *row)
+
+    def files_by_sha256(self, library: str, sha256: str) -> list[FileRecord]:
+        if not isinstance(sha256, str):
+            raise LibraryError(INVALID_ARGUMENT, "sha256 must be a string")
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            rows = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM files WHERE lib_id = ? AND sha256 = ? ORDER BY primary_key",
+                (lib_id, sha256),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def load_fingerprint(self, library: str, primary_key: str) -> Fingerprint:
+        validate_primary_key(primary_key)
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            row = conn.execute(
+                "SELECT fingerprint FROM files WHERE lib_id = ? AND primary_key = ?", (lib_id, primary_key)
+            ).fetchone()
+        if row is None:
+            raise LibraryError(FILE_NOT_FOUND, f"file {primary_key!r} not found in library {library!r}")
+        return Fingerprint.from_bytes(row[0])
+
+    # -- inverted index --------------------------------------------------------
+    def _lookup(self, kind: str, library: str, keys: np.ndarray) -> Hits:
+        wanted = lookup_keys(keys).tolist()
+        table = _POSTINGS[kind]
+        marks = ", ".join("?" * CHUNK)
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            rows: list[tuple] = []
+            for chunk in _chunks(wanted):
+                rows += conn.execute(
+                    f"SELECT key, file_id, t FROM {table} WHERE lib_id = ? AND key IN ({marks})", [lib_id, *chunk]
+                ).fetchall()
+            if not rows:
+                return Hits.empty()
+            found = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            file_ids = found[:, 1].astype(np.int64)
+            names: dict[int, str] = {}
+            for chunk in _chunks(np.unique(file_ids).tolist()):
+                names.update(conn.execute(f"SELECT id, primary_key FROM files WHERE id IN ({marks})", chunk))
+        return build_hits(found[:, 0].astype(np.uint32), file_ids, found[:, 2], names)
+
+    def lookup_visual(self, library: str, keys: np.ndarray) -> Hits:
+        return self._lookup("visual", library, keys)
+
+    def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
+        return self._lookup("audio", library, keys)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"

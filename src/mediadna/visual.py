@@ -1,0 +1,285 @@
+"""Visual fingerprint: content box, 64-bit DCT frame hashes, flat flags.
+
+Per sampled frame we keep a 64-bit perceptual hash of the *content box*
+(the picture with letterbox, pillarbox, borders and blurred 9:16 fill cut
+away), the hash of its mirror image (flip-robust matching costs nothing:
+mirroring only negates odd horizontal DCT frequencies), and a flag for flat
+frames (black, fades, solid colour), which never count as evidence alone.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .fingerprint import FLAG_FLAT, VisualTrack
+
+#: Side of the raster the DCT is taken on (pHash's classic 32).
+HASH_INPUT = 32
+#: Frames whose content-box standard deviation (grey levels) is below this are
+#: flat: their hash is decided by noise and matches anything flat.
+FLAT_STD = 7.0
+#: Frames per content-box estimate (~8 s at 5 fps): bars are static, content
+#: moves, so a few seconds of frames separate them far better than one frame.
+BOX_CHUNK = 40
+#: A row/column is a bar, border or solid fill when, along most of it, pixels
+#: neither change over time (std, grey levels) nor carry detail (gradient).
+DEAD_TSTD = 2.0
+DEAD_DETAIL = 1.0
+#: Blurred fill (9:16 re-uploads) is found as the symmetric split of the
+#: detail profile with the most between-class variance, accepted only when
+#: the fill is far flatter than the picture: its mean detail at most this
+#: fraction of the picture's median ...
+FILL_DETAIL_RATIO = 0.3
+#: ... and even its busier rows (75th percentile: captions) at most this.
+FILL_BUSY_RATIO = 0.5
+#: ... and at least one of its two boundaries must be a straight edge across
+#: the frame that persists over the chunk (a pasted picture has one; smooth
+#: regions of real footage do not): this strong, and this many times the
+#: typical row's edge strength.
+FILL_EDGE_MIN = 3.0
+FILL_EDGE_RATIO = 3.0
+#: Allowed asymmetry of the two edges (fraction of the side).
+FILL_SYMMETRY = 0.05
+#: Bar boundaries snap to the strongest persistent edge within this many rows
+#: (encoders smear bars into the first macroblock of the picture).
+SNAP_ROWS = 8
+#: The content box keeps at least this fraction of each side.
+BOX_MIN_FRACTION = 0.25
+
+
+def _dct_matrix(n: int, k: int) -> np.ndarray:
+    x = np.arange(n)
+    u = np.arange(k)[:, None]
+    m = np.cos(np.pi * (2 * x[None, :] + 1) * u / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m.astype(np.float32)
+
+
+_LOW = 9
+_D = _dct_matrix(HASH_INPUT, _LOW)
+# The 64 lowest-frequency coefficients of the 9x9 block, DC excluded, in
+# zig-zag-like order (by u+v, then u).
+_COEFS = sorted(((u, v) for u in range(_LOW) for v in range(_LOW) if (u, v) != (0, 0)), key=lambda c: (c[0] + c[1], c[0]))[:64]
+_CU = np.array([c[0] for c in _COEFS])  # vertical frequency
+_CV = np.array([c[1] for c in _COEFS])  # horizontal frequency
+_FLIP_SIGN = np.where(_CV % 2 == 1, -1.0, 1.0).astype(np.float32)
+_WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def _bits2hash(bits: np.ndarray) -> np.ndarray:
+    """(N, 64) booleans -> (N,) uint64, first bit most significant."""
+    packed = np.ascontiguousarray(np.packbits(bits.astype(np.uint8), axis=1))  # (N, 8) big-endian bytes
+    return packed.view(">u8").reshape(-1).astype(np.uint64)
+
+
+def rasters2hashes(rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 32, 32) float32 rasters -> (hashes, mirrored hashes), uint64 each."""
+    if len(rasters) == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    low = np.einsum("ux,nxy,vy->nuv", _D, rasters, _D, optimize=True)
+    coefs = low[:, _CU, _CV]  # (N, 64)
+    med = np.median(coefs, axis=1, keepdims=True)
+    flipped = coefs * _FLIP_SIGN
+    fmed = np.median(flipped, axis=1, keepdims=True)
+    return _bits2hash(coefs > med), _bits2hash(flipped > fmed)
+
+
+def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Bitwise Hamming distance between uint64 hashes (broadcasts)."""
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64)))
+
+
+def _trim_dead(dead: np.ndarray) -> tuple[int, int]:
+    n = len(dead)
+    a = 0
+    while a < n and dead[a]:
+        a += 1
+    b = n
+    while b > a and dead[b - 1]:
+        b -= 1
+    if b - a < BOX_MIN_FRACTION * n:
+        return 0, n
+    return a, b
+
+
+def _fill_ok(profile: np.ndarray, a: int, b: int) -> bool:
+    """Is everything outside [a, b) a fill far flatter than the picture inside?"""
+    n = len(profile)
+    if b - a < BOX_MIN_FRACTION * n or a <= 0 or b >= n:
+        return False
+    inner, outer = profile[a:b], np.r_[profile[:a], profile[b:]]
+    med_in = float(np.median(inner))
+    if med_in <= 0 or float(outer.mean()) > FILL_DETAIL_RATIO * med_in:
+        return False
+    return float(np.percentile(outer, 75)) <= FILL_BUSY_RATIO * med_in
+
+
+def _fill_split(profile: np.ndarray, edge: np.ndarray, prior: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """Symmetric (a, b) with a flat fill outside and the picture inside.
+
+    ``prior``: the split found in the previous chunk; boxes rarely change
+    within a video, so it is kept whenever the fill test still holds.
+    """
+    n = len(profile)
+    if n < 16:
+        return None
+    if prior is not None and prior[1] <= n and _fill_ok(profile, *prior):
+        return prior
+    tol = max(1, int(round(FILL_SYMMETRY * n)))
+    total = float(profile.sum())
+    cs = np.r_[0.0, np.cumsum(profile)]
+    best = None
+    for a in range(int(0.05 * n), int(0.42 * n)):
+        mirror = n - a
+        for b in range(max(mirror - tol, a + 1), min(mirror + tol, n) + 1):
+            n_in = b - a
+            n_out = n - n_in
+            s_in = cs[b] - cs[a]
+            m_in, m_out = s_in / n_in, (total - s_in) / n_out
+            score = n_in * n_out * (m_in - m_out) ** 2
+            if best is None or score > best[0]:
+                best = (score, a, b)
+    if best is None:
+        return None
+    _, a, b = best
+    if not _fill_ok(profile, a, b):
+        return None
+    strongest = max(float(edge[max(0, a - 3) : a + 3].max()), float(edge[max(0, b - 3) : b + 3].max()))
+    if strongest < max(FILL_EDGE_MIN, FILL_EDGE_RATIO * float(np.median(edge))):
+        return None
+    return a, b
+
+
+def _snap(a: int, b: int, edge: np.ndarray, n: int) -> tuple[int, int]:
+    """Move trimmed boundaries onto the strongest persistent edge nearby."""
+    if a > 0:
+        lo, hi = max(0, a - 2), min(n, a + SNAP_ROWS)
+        a = lo + int(np.argmax(edge[lo:hi])) + 1
+    if b < n:
+        lo, hi = max(0, b - SNAP_ROWS), min(n, b + 2)
+        b = lo + int(np.argmax(edge[lo:hi]))
+    return a, b
+
+
+def content_box(frames: np.ndarray, prior: dict | None = None) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the picture inside bars, borders or blurred fill.
+
+    Works on a stack of frames: bars and borders neither move nor carry
+    detail (trimmed from each side); a blurred fill shows as a symmetric pair
+    of straight edges that persist over time with a low-detail fill outside.
+    ``prior`` (a dict, updated in place) carries a fill found in earlier
+    chunks of the same video.  Both rules are deliberately conservative: a box found on the original and
+    on its copy must agree, so anything doubtful stays in.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 2:
+        frames = frames[None]
+    t, h, w = frames.shape
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.float32)
+    tstd = blurred.std(axis=0) if t > 1 else np.zeros((h, w), np.float32)
+    gx = np.zeros((h, w), np.float32)
+    gy = np.zeros((h, w), np.float32)
+    row_edge = np.zeros(h, np.float32)
+    col_edge = np.zeros(w, np.float32)
+    for f in blurred:
+        ax = np.abs(cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3))
+        ay = np.abs(cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3))
+        gx += ax
+        gy += ay
+        row_edge += np.median(ay, axis=1)
+        col_edge += np.median(ax, axis=0)
+    detail = (gx + gy) / (8.0 * t)
+    row_edge /= 4.0 * t
+    col_edge /= 4.0 * t
+    dead = (tstd < DEAD_TSTD) & (detail < DEAD_DETAIL)
+    y0, y1 = _snap(*_trim_dead(np.mean(dead, axis=1) > 0.9), row_edge, h)
+    x0, x1 = _snap(*_trim_dead(np.mean(dead[y0:y1], axis=0) > 0.9), col_edge, w)
+    prior = {} if prior is None else prior
+    rows = _fill_split(np.median(detail[y0:y1, x0:x1], axis=1), row_edge[y0:y1], prior.get("rows"))
+    prior["rows"] = rows
+    if rows is not None:
+        y0, y1 = y0 + rows[0], y0 + rows[1]
+    else:
+        cols = _fill_split(np.median(detail[y0:y1, x0:x1], axis=0), col_edge[x0:x1], prior.get("cols"))
+        prior["cols"] = cols
+        if cols is not None:
+            x0, x1 = x0 + cols[0], x0 + cols[1]
+    return y0, y1, x0, x1
+
+
+def crops2rasters(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = box
+    out = np.empty((len(frames), HASH_INPUT, HASH_INPUT), np.float32)
+    for i, f in enumerate(frames):
+        out[i] = cv2.resize(f[y0:y1, x0:x1], (HASH_INPUT, HASH_INPUT), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def frames2track(times: np.ndarray, frames: np.ndarray, prior: dict | None = None) -> VisualTrack:
+    """Hash one chunk of frames that share a content box."""
+    if len(frames) == 0:
+        return VisualTrack.empty()
+    box = content_box(frames, prior)
+    rasters = crops2rasters(frames, box)
+    hashes, flipped = rasters2hashes(rasters)
+    flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
+    flags = np.where(flat, FLAG_FLAT, 0).astype(np.uint8)
+    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, flags)
+
+
+def concat_tracks(tracks: Iterable[VisualTrack]) -> VisualTrack:
+    tracks = [t for t in tracks if len(t)]
+    if not tracks:
+        return VisualTrack.empty()
+    return VisualTrack(
+        np.concatenate([t.times for t in tracks]),
+        np.concatenate([t.hashes for t in tracks]),
+        np.concatenate([t.flipped for t in tracks]),
+        np.concatenate([t.flags for t in tracks]),
+    )
+
+
+class VisualExtractor:
+    """Streaming: feed (time, grey frame); hashes are made per chunk."""
+
+    def __init__(self, chunk: int = BOX_CHUNK):
+        self.chunk = chunk
+        self._times: list[float] = []
+        self._frames: list[np.ndarray] = []
+        self._tracks: list[VisualTrack] = []
+        self._prior: dict = {}
+
+    def feed(self, t: float, frame: np.ndarray) -> None:
+        self._times.append(t)
+        self._frames.append(frame)
+        if len(self._frames) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._frames:
+            self._tracks.append(frames2track(np.array(self._times), np.stack(self._frames), self._prior))
+            self._times, self._frames = [], []
+
+    def finish(self) -> VisualTrack:
+        self._flush()
+        return concat_tracks(self._tracks)
+
+
+def image2hash(gray: np.ndarray) -> tuple[int, int, bool]:
+    """Hash of one still image (grey uint8): (hash, mirrored hash, flat)."""
+    track = frames2track(np.zeros(1), gray[None])
+    return int(track.hashes[0]), int(track.flipped[0]), bool(track.flags[0] & FLAG_FLAT)
+
+
+def iter_chunks(items: Iterator, n: int) -> Iterator[list]:
+    buf: list = []
+    for x in items:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
