@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import cv2
 import numpy as np
 
 from .errors import CORRUPT, EMPTY, NO_STREAMS, NOT_FOUND, NOT_MEDIA, TOO_LONG, UNSUPPORTED, MediaError
@@ -259,10 +260,7 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
                     if t < next_t - 1e-3 or (end is not None and t >= end):
                         continue
                     rotation = getattr(frame, "rotation", 0) or 0
-                    small = frame.reformat(width=size, height=size, format="gray", interpolation="AREA").to_ndarray()
-                    if small.shape != (size, size):
-                        small = np.ascontiguousarray(small[:size, :size])
-                    yield Decoded("video", t, _rotate(small, rotation))
+                    yield Decoded("video", t, _rotate(frame2gray(frame, size), rotation))
                     next_t = max(next_t + step, t + step * 0.5)
                     while next_t <= t:
                         next_t += step
@@ -290,6 +288,33 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
         raise MediaError(UNSUPPORTED, f"{_display(source)}: {exc}") from None
     if not decoded_any:
         raise MediaError(CORRUPT, f"{_display(source)} contains no decodable audio or video")
+
+
+#: 8-bit planar YUV layouts whose first plane is the luma we hash.
+_Y_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "yuv411p", "yuv440p", "gray"})
+
+
+def frame2gray(frame, size: int) -> np.ndarray:
+    """A decoded frame as a ``size`` x ``size`` grey raster.
+
+    For 8-bit YUV the luma plane is read in place and area-scaled by OpenCV
+    (several times faster than swscale's area filter); anything else goes
+    through swscale.
+    """
+    if frame.format.name in _Y_FORMATS:
+        plane = frame.planes[0]
+        y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        if y.shape[0] > 2 * size and y.shape[1] > 2 * size:
+            # bilinear to twice the target, then an exact 2x area average:
+            # ~10x cheaper than one area resize from HD, same raster to a bit
+            y = cv2.resize(y, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
+        if frame.color_range == 2 or frame.format.name.startswith("yuvj") or frame.format.name == "gray":
+            return cv2.resize(y, (size, size), interpolation=cv2.INTER_AREA)
+        # limited range (16-235) -> full range, like swscale's gray conversion
+        small = cv2.resize(y, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        return np.clip((small - 16.0) * (255.0 / 219.0), 0, 255).astype(np.uint8)
+    small = frame.reformat(width=size, height=size, format="gray", interpolation="AREA").to_ndarray()
+    return np.ascontiguousarray(small[:size, :size])
 
 
 def _window_audio(samples: np.ndarray, pos: float, start: float, end: float | None, rate: int):

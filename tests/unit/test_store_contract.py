@@ -132,6 +132,20 @@ def code_of(excinfo) -> str:
     return excinfo.value.code
 
 
+def assert_no_orphans(store: LibraryStore) -> None:
+    """SQLite only: no row may outlive its file or library (lookups would not show it)."""
+    if not isinstance(store, SQLiteStore):
+        return
+    conn = store._conn
+    for table in ("visual_postings", "audio_postings"):
+        orphans = conn.execute(
+            f"SELECT COUNT(*) FROM {table} p LEFT JOIN files f ON f.id = p.file_id AND f.lib_id = p.lib_id"
+            " WHERE f.id IS NULL"
+        ).fetchone()[0]
+        assert orphans == 0, table
+    assert conn.execute("SELECT COUNT(*) FROM files WHERE lib_id NOT IN (SELECT id FROM libraries)").fetchone()[0] == 0
+
+
 # -- libraries -------------------------------------------------------------------
 def test_store_satisfies_the_port(store):
     assert isinstance(store, LibraryStore)
@@ -362,6 +376,7 @@ def test_file_exists_unless_replace(store):
     assert triples(store.lookup_visual("lib", [10, 11])) == [(11, "k", 3.0)]
     assert triples(store.lookup_audio("lib", [20, 21])) == [(21, "k", 4.0)]
     assert store.get_library("lib").file_count == 1
+    assert_no_orphans(store)
 
 
 def test_replace_of_a_new_key_just_adds(store):
@@ -405,6 +420,7 @@ def test_failed_add_leaves_nothing_behind(store, monkeypatch):
     assert_nothing_of(store, "lib", "new", "f" * 64, [1], [2])
     assert store.get_library("lib").file_count == 1
     assert triples(store.lookup_visual("lib", [1])) == [(1, "other", 0.0)]
+    assert_no_orphans(store)
 
 
 def test_failed_replace_keeps_the_old_file(store, monkeypatch):
@@ -420,6 +436,7 @@ def test_failed_replace_keeps_the_old_file(store, monkeypatch):
     assert store.load_fingerprint("lib", "k") == make_fingerprint(1)
     assert triples(store.lookup_visual("lib", [1, 2, 7])) == [(1, "k", 1.0), (2, "k", 2.0)]
     assert triples(store.lookup_audio("lib", [3, 8])) == [(3, "k", 3.0)]
+    assert_no_orphans(store)
 
 
 @pytest.mark.parametrize(
@@ -502,7 +519,8 @@ def test_lookup_equals_brute_force(kind, visual, audio, query):
             postings = Postings([k for k, _ in v], [t for _, t in v], [k for k, _ in a], [t for _, t in a])
             store.add_file("lib", make_record(name), make_fingerprint(i), postings)
         q = set(query)
-        for found, source in ((store.lookup_visual("lib", np.array(query, np.uint32)), visual), (store.lookup_audio("lib", query), audio)):
+        answers = [(store.lookup_visual("lib", np.array(query, np.uint32)), visual), (store.lookup_audio("lib", query), audio)]
+        for found, source in answers:
             _check_hits_shape(found)
             # duplicates collapse; order is (key, primary key, time)
             expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
@@ -565,6 +583,7 @@ def test_delete_file_removes_its_postings(store):
     assert all_keys(store, "lib") == ["kept"]
     add(store, "lib", "gone")  # the key is free again
     assert triples(store.lookup_visual("lib", [1, 2])) == [(1, "kept", 9.0)]
+    assert_no_orphans(store)
 
 
 def test_delete_library_removes_everything(store):
@@ -579,6 +598,7 @@ def test_delete_library_removes_everything(store):
     assert store.list_files("lib").items == [] and store.files_by_sha256("lib", "a" * 64) == []
     assert triples(store.lookup_visual("keep", [1])) == [(1, "k", 5.0)]
     assert triples(store.lookup_audio("keep", [2])) == [(2, "k", 6.0)]
+    assert_no_orphans(store)
 
 
 def test_libraries_are_isolated(store):
@@ -594,6 +614,7 @@ def test_libraries_are_isolated(store):
     assert len(store.lookup_visual("a", [7])) == 0
     assert triples(store.lookup_visual("b", [7])) == [(7, "same", 2.0)]
     assert store.get_library("b").file_count == 1
+    assert_no_orphans(store)
 
 
 def test_concurrent_adds_from_threads(store):

@@ -81,5 +81,7 @@ def open_store(spec: str | None, home: str | os.PathLike) -> LibraryStore:
     opener = _OPENERS.get(scheme) if colon else None
     if opener is None:
         known = ", ".join(f"{name}:" for name in _OPENERS)
-        raise MediaDnaError(INVALID_ARGUMENT, f"unknown store {spec!r}: expected one of {known} (or nothing for the default)")
+        raise MediaDnaError(
+            INVALID_ARGUMENT, f"unknown store {spec!r}: expected one of {known} (or nothing for the default)"
+        )
     return opener(rest, home_path)

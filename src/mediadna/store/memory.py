@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import FILE_EXISTS, FILE_NOT_FOUND, INTERNAL, INVALID_ARGUMENT, LIBRARY_EXISTS, LIBRARY_NOT_FOUND, LibraryError
+from ..errors import (
+    FILE_EXISTS,
+    FILE_NOT_FOUND,
+    INTERNAL,
+    INVALID_ARGUMENT,
+    LIBRARY_EXISTS,
+    LIBRARY_NOT_FOUND,
+    LibraryError,
+)
 from ..fingerprint import Fingerprint
 from .base import (
     DEFAULT_MIN_SEGMENT_SECONDS,

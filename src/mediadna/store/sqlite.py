@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FILE_EXISTS, FILE_NOT_FOUND, INTERNAL, INVALID_ARGUMENT, LIBRARY_EXISTS, LIBRARY_NOT_FOUND, LibraryError
+from ..errors import (
+    FILE_EXISTS,
+    FILE_NOT_FOUND,
+    INTERNAL,
+    INVALID_ARGUMENT,
+    LIBRARY_EXISTS,
+    LIBRARY_NOT_FOUND,
+    LibraryError,
+)
 from ..fingerprint import Fingerprint
 from .base import (
     DEFAULT_MIN_SEGMENT_SECONDS,
@@ -121,9 +129,10 @@ def _record(row: Sequence) -> FileRecord:
     )
 
 
-def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
-    """``values`` in lists of exactly ``size`` (the last padded by repeating
-    its final value), so every query reuses one prepared statement."""
+def _chunks(values: list) -> Iterator[list]:
+    """``values`` in lists of exactly :data:`CHUNK` (the last padded by
+    repeating its final value), so every query reuses one prepared statement."""
+    size = CHUNK
     for start in range(0, len(values), size):
         chunk = values[start : start + size]
         yield chunk + [chunk[-1]] * (size - len(chunk))
@@ -140,11 +149,11 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise LibraryError(INVALID_ARGUMENT, f"cannot open library database {self.path}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
