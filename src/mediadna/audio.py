@@ -10,7 +10,7 @@ them under a time/pitch scale to match copies sped up or slowed by ±10 %.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import maximum_filter
+from scipy.ndimage import grey_dilation
 
 from .fingerprint import AudioTrack
 
@@ -18,15 +18,18 @@ from .fingerprint import AudioTrack
 N_FFT = 512
 #: STFT hop: 32 ms per frame (31.25 frames/s).
 HOP = 256
-#: Peak neighbourhood half-sizes: a peak dominates +-PEAK_DF bins and +-PEAK_DT frames.
-PEAK_DF = 10
-PEAK_DT = 6
-#: At most this many peaks per second survive (strongest first); ~audfprint density.
-PEAKS_PER_SECOND = 28
-#: Peaks weaker than this (dB above the clip's spectral floor) are dropped, so
-#: silence and near-silence produce nothing.
-PEAK_MIN_DB = 12.0
-#: Absolute floor of magnitude (float audio in [-1, 1]); below it is silence.
+#: Peak picking follows audfprint's masking idea: a peak must stand above a
+#: threshold that every earlier peak leaves behind, spread over neighbouring
+#: frequencies (parabola, in dB: MASK_WIDTH bins per 1 dB at 1 bin ... ) and
+#: decaying by MASK_DECAY_DB per frame.  A sustained note therefore yields its
+#: onset, whose time is stable under noise and re-framing, not an arbitrary
+#: frame of its plateau.
+MASK_DECAY_DB = 0.3
+MASK_WIDTH = 10.0
+#: At most this many peaks per frame (strongest first): ~20-70 peaks/s.
+PEAKS_PER_FRAME = 3
+#: Absolute floor of magnitude (float audio in [-1, 1]); below it is silence,
+#: which therefore produces nothing.
 SILENCE_MAGNITUDE = 1e-3
 #: Lowest and highest frequency bins used (62 Hz .. 3.9 kHz).
 MIN_BIN, MAX_BIN = 4, 250
@@ -34,6 +37,12 @@ MIN_BIN, MAX_BIN = 4, 250
 FAN_OUT = 5
 MAX_DT = 63
 MAX_DF = 31
+#: A landmark hash met more often than this in one file (per minute, at
+#: least MIN_REPEATS) is a loop, a drum sample or a beep: it is the same in
+#: countless unrelated files, so it is not evidence, and it is dropped on both
+#: the library and the query side (this also keeps index keys from running hot).
+MAX_REPEATS_PER_MINUTE = 6
+MIN_REPEATS = 4
 #: Audio is processed in blocks of this many seconds (memory stays flat).
 BLOCK_SECONDS = 60.0
 
@@ -55,24 +64,29 @@ def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarra
         return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
     spec = spec[:, : MAX_BIN + 1]
     db = 20.0 * np.log10(spec + 1e-6)
-    # Remove each frequency's typical level so steady hum/noise does not win.
-    floor = np.median(db, axis=0, keepdims=True)
-    rel = db - floor
-    local_max = maximum_filter(rel, size=(2 * PEAK_DT + 1, 2 * PEAK_DF + 1), mode="constant", cval=-1e9)
-    mask = (rel == local_max) & (rel >= PEAK_MIN_DB) & (spec >= SILENCE_MAGNITUDE * N_FFT / 4)
-    mask[:, :MIN_BIN] = False
-    t, f = np.nonzero(mask)
+    n_t, n_f = db.shape
+    # local maxima along frequency, above silence
+    lm = np.zeros_like(db, dtype=bool)
+    lm[:, 1:-1] = (db[:, 1:-1] > db[:, :-2]) & (db[:, 1:-1] >= db[:, 2:])
+    lm &= spec >= SILENCE_MAGNITUDE * N_FFT / 4
+    lm[:, :MIN_BIN] = False
+    # masking threshold: thr[t] = max over u < t of spread[u] - decay * (t - u),
+    # computed for all frames at once as a running maximum.
+    k = int(3 * MASK_WIDTH)
+    structure = -((np.arange(-k, k + 1) / MASK_WIDTH) ** 2)
+    spread = grey_dilation(np.where(lm, db, -1e9), structure=structure[None, :], mode="constant", cval=-1e9)
+    ramp = (np.arange(n_t, dtype=np.float64) * MASK_DECAY_DB)[:, None]
+    running = np.maximum.accumulate(spread + ramp, axis=0)
+    thr = np.vstack([np.full((1, n_f), -1e9), running[:-1]]) - ramp
+    t, f = np.nonzero(lm & (db > thr))
     if len(t) == 0:
         return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
-    strength = rel[t, f]
-    # Density cap per one-second block, strongest first.
-    fps = 8000.0 / HOP
-    block = (t / fps).astype(np.int64)
-    order = np.lexsort((-strength, block))
-    t, f, block = t[order], f[order], block[order]
-    starts = np.r_[0, np.nonzero(np.diff(block))[0] + 1]
+    strength = db[t, f]
+    order = np.lexsort((-strength, t))
+    t, f = t[order], f[order]
+    starts = np.r_[0, np.nonzero(np.diff(t))[0] + 1]
     rank = np.arange(len(t)) - np.repeat(starts, np.diff(np.r_[starts, len(t)]))
-    keep = rank < PEAKS_PER_SECOND
+    keep = rank < PEAKS_PER_FRAME
     t, f = t[keep], f[keep]
     order = np.lexsort((f, t))
     return (t[order] + frame_offset).astype(np.uint32), f[order].astype(np.uint16)
@@ -93,17 +107,26 @@ class AudioExtractor:
         self._first = True
         self._frames: list[np.ndarray] = []
         self._bins: list[np.ndarray] = []
-        self.margin = 2 * PEAK_DT + N_FFT // HOP  # frames each side whose neighbourhood is incomplete
-        self.block = int(BLOCK_SECONDS * rate)
+        # frames each side whose masking history is incomplete (~4 s: a
+        # threshold that old has decayed by ~40 dB)
+        self.margin = 128
+        # at least a few margins long, so every block moves the stream forward
+        self.block = max(int(BLOCK_SECONDS * rate), N_FFT + 4 * self.margin * HOP)
 
     def feed(self, samples: np.ndarray) -> None:
         self._buf.append(np.asarray(samples, np.float32))
         self._buffered += len(samples)
-        if self._buffered >= self.block:
+        # Blocks of exactly ``self.block`` samples: where blocks start must not
+        # depend on how the decoder happened to chunk the audio (the spectral
+        # floor is per block, so it would change the peaks).
+        while self._buffered >= self.block:
             self._process(final=False)
 
     def _process(self, final: bool) -> None:
         data = np.concatenate(self._buf) if self._buf else np.zeros(0, np.float32)
+        extra = np.zeros(0, np.float32)
+        if not final:
+            data, extra = data[: self.block], data[self.block :]
         t, f = samples2peaks(data, self._start_frame)
         n_frames = max(0, 1 + (len(data) - N_FFT) // HOP)
         lo = self._start_frame + (0 if self._first else self.margin)
@@ -114,7 +137,7 @@ class AudioExtractor:
         if not final:
             drop = n_frames - 2 * self.margin
             self._start_frame += drop
-            rest = data[drop * HOP :]
+            rest = np.concatenate([data[drop * HOP :], extra])
             self._buf, self._buffered, self._first = [rest], len(rest), False
 
     def finish(self) -> AudioTrack:
@@ -162,6 +185,16 @@ def peaks2landmarks(
     if not hashes:
         return np.zeros(0, np.uint32), np.zeros(0, np.float32)
     return np.concatenate(hashes), np.concatenate(times)
+
+
+def drop_repeated(hashes: np.ndarray, times: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remove landmarks whose hash repeats too often within one file."""
+    if len(hashes) == 0:
+        return hashes, times
+    limit = max(MIN_REPEATS, int(MAX_REPEATS_PER_MINUTE * duration / 60.0))
+    uniq, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    keep = counts[inv] <= limit
+    return hashes[keep], times[keep]
 
 
 def frames2seconds(frames: np.ndarray, rate: int = 8000) -> np.ndarray:

@@ -24,8 +24,11 @@ PARAMS = {
     "audio_rate": D.AUDIO_RATE,
     "n_fft": A.N_FFT,
     "hop": A.HOP,
-    "peaks_per_second": A.PEAKS_PER_SECOND,
-    "peak_min_db": A.PEAK_MIN_DB,
+    "peak_picker": "masking",
+    "mask_decay_db": A.MASK_DECAY_DB,
+    "mask_width": A.MASK_WIDTH,
+    "peaks_per_frame": A.PEAKS_PER_FRAME,
+    "fan_out": A.FAN_OUT,
 }
 
 

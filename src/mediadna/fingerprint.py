@@ -174,7 +174,15 @@ class Fingerprint:
             if cver != CONTAINER_VERSION:
                 raise ValueError(f"unknown container version {cver}")
             header = json.loads(data[9 : 9 + hlen])
-            payload = zlib.decompress(data[9 + hlen :])
+            # decompressobj, not zlib.decompress: the latter silently ignores
+            # bytes after the end of the stream (appended garbage, two files
+            # concatenated), which must be rejected like any other corruption.
+            dec = zlib.decompressobj()
+            payload = dec.decompress(data[9 + hlen :]) + dec.flush()
+            if not dec.eof:
+                raise ValueError("payload truncated")
+            if dec.unused_data:
+                raise ValueError("trailing bytes after the payload")
             arrays: dict[str, np.ndarray] = {}
             pos = 0
             for name, dtype, size in header.pop("arrays"):
@@ -184,6 +192,8 @@ class Fingerprint:
                     raise ValueError("payload truncated")
                 arrays[name] = np.frombuffer(payload, dtype=dt, count=int(size), offset=pos).astype(dt.newbyteorder("="))
                 pos += nbytes
+            if pos != len(payload):
+                raise ValueError("payload longer than its arrays")
             return cls._from_parts(header, arrays)
         except MediaError:
             raise

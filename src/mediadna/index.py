@@ -50,6 +50,7 @@ def fingerprint2postings(fp: Fingerprint) -> Postings:
     at = np.zeros(0, np.float32)
     if fp.audio is not None and len(fp.audio):
         ak, frames = A.peaks2landmarks(fp.audio.frames, fp.audio.bins)
+        ak, frames = A.drop_repeated(ak, frames, fp.duration)
         at = (frames * A.HOP / float(fp.params.get("audio_rate", 8000))).astype(np.float32)
     return Postings(vk, vt, ak, at)
 
@@ -67,5 +68,6 @@ def audio_query_variants(fp: Fingerprint) -> list[tuple[float, float, np.ndarray
     combos = [(s, 1.0) for s in TEMPO_SCALES] + [(s, 1.0 / s) for s in RESAMPLE_SCALES]
     for ts, fs in combos:
         h, frames = A.peaks2landmarks(fp.audio.frames, fp.audio.bins, time_scale=ts, freq_scale=fs)
+        h, frames = A.drop_repeated(h, frames, fp.duration)
         out.append((ts, fs, h, (frames / ts) * A.HOP / rate))
     return out

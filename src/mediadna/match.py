@@ -50,6 +50,10 @@ HOUGH_BIN = 0.5  # seconds
 INLIER_TOL = 0.7
 #: Inliers further apart than this in query time start a new segment (s).
 MAX_GAP = 4.0
+#: A run's first and last inliers need another inlier this close (s): a lone
+#: chance pair near the line, up to MAX_GAP beyond the copy, must neither
+#: stretch the segment nor tilt the speed fit.
+EDGE_GAP = 1.0
 #: A visual segment needs this many inlier frames ...
 MIN_VISUAL_INLIERS = 6
 #: ... and this mean closeness along its line.
@@ -137,6 +141,20 @@ def _runs(times: np.ndarray, gap: float) -> list[np.ndarray]:
     return np.split(np.arange(len(times)), cut)
 
 
+def _dense_runs(times: np.ndarray, fps: float) -> list[np.ndarray]:
+    """:func:`_runs` of sorted inlier times, isolated inliers peeled off each run's ends."""
+    edge = max(EDGE_GAP, 2.5 / fps)
+    out = []
+    for run in _runs(times, MAX_GAP):
+        a, b = 0, len(run)
+        while b - a >= 2 and times[run[a + 1]] - times[run[a]] > edge:
+            a += 1
+        while b - a >= 2 and times[run[b - 1]] - times[run[b - 2]] > edge:
+            b -= 1
+        out.append(run[a:b])
+    return out
+
+
 def closeness(d: np.ndarray) -> np.ndarray:
     return np.clip((TAU_HI - np.asarray(d, np.float64)) / (TAU_HI - TAU_LO), 0.0, 1.0)
 
@@ -151,6 +169,8 @@ def _pairs(q: np.ndarray, r: np.ndarray, qmask: np.ndarray, rmask: np.ndarray):
     rr = r[ridx]
     k = min(TOP_K, len(ridx))
     qidx = np.nonzero(qmask)[0]
+    if len(qidx) == 0:  # no informative query frame (all flat): nothing to pair
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
     block = max(1, 4_000_000 // max(1, len(ridx)))
     for s in range(0, len(qidx), block):
         qi = qidx[s : s + block]
@@ -225,6 +245,11 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                 alive[np.nonzero(alive)[0]] = False
                 break
             # refine speed and offset by weighted least squares on the inliers
+            # of the runs that can become segments (not on lone chance pairs)
+            qf0 = np.unique(ii[inl])
+            good = [qf0[r] for r in _dense_runs(tq[qf0], fps) if len(r) >= MIN_VISUAL_INLIERS]
+            if good:
+                inl &= np.isin(ii, np.concatenate(good))
             xs, ys, ws = tq[ii][inl], tr[jj][inl], w[inl]
             if xs.max() - xs.min() >= 3.0:
                 A_ = np.stack([xs, np.ones_like(xs)], 1) * np.sqrt(ws)[:, None]
@@ -240,7 +265,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
             qframes = np.unique(ii[inl])
             used = np.isin(i, qframes) & alive
             found_any = False
-            for run in _runs(tq[qframes], MAX_GAP):
+            for run in _dense_runs(tq[qframes], fps):
                 fr = qframes[run]
                 if len(fr) < MIN_VISUAL_INLIERS:
                     continue
@@ -279,47 +304,66 @@ def _dedupe(segments: list[Segment]) -> list[Segment]:
 
 
 # --- audio ------------------------------------------------------------------
+def _best_line(vi_sorted: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
+    """(variant, offset bin, votes) of the strongest offset peak over all variants.
+
+    Votes of neighbouring bins are pooled (a landmark offset straddles bins).
+    """
+    best = (-1, 0, 0)
+    for v, lo, hi in bounds:
+        m = alive[lo:hi]
+        if m.sum() < MIN_AUDIO_MATCHES:
+            continue
+        o = ob[lo:hi][m]
+        base = int(o.min())
+        c = np.bincount(o - base)
+        pooled = c.copy()
+        pooled[1:] += c[:-1]
+        pooled[:-1] += c[1:]
+        k = int(np.argmax(pooled))
+        if pooled[k] > best[2]:
+            best = (v, k + base, int(pooled[k]))
+    return best
+
+
 def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> dict[str, list[Segment]]:
     """Segments per reference from landmark hits.
 
-    ``hits_by_file[file] = list of (variant index, query time s, reference time s)``.
+    ``hits_by_file[file] = (variant index, query time s, reference time s)`` arrays.
+    Each round takes the strongest (scale, offset) line over all variants,
+    chains its inliers into segments, then removes every hit (any variant)
+    that line explains, so the next round finds the next copied segment.
     """
     out: dict[str, list[Segment]] = {}
+    scales = np.array([v[0] for v in variants], np.float64)
+    anchor_times = [np.unique(np.round(v[3], 3)) for v in variants]
     for fkey, (vi, tq, trf) in hits_by_file.items():
-        segs: list[Segment] = []
+        order = np.argsort(vi, kind="stable")
+        vi, tq, trf = vi[order], tq[order], trf[order]
+        edges = np.r_[0, np.nonzero(np.diff(vi))[0] + 1, len(vi)]
+        bounds = [(int(vi[edges[k]]), int(edges[k]), int(edges[k + 1])) for k in range(len(edges) - 1)]
+        off = trf - scales[vi] * tq
+        ob = np.floor(off / AUDIO_BIN).astype(np.int64)
         alive = np.ones(len(vi), bool)
+        segs: list[Segment] = []
         for _ in range(MAX_SEGMENTS):
-            if alive.sum() < MIN_AUDIO_MATCHES:
+            v, obin, votes = _best_line(vi, bounds, ob, alive)
+            if v < 0 or votes < MIN_AUDIO_MATCHES:
                 break
-            a_vi, a_tq, a_tr = vi[alive], tq[alive], trf[alive]
-            scale = np.array([variants[v][0] for v in a_vi])
-            off = a_tr - scale * a_tq
-            ob = np.floor(off / AUDIO_BIN).astype(np.int64)
-            key = a_vi.astype(np.int64) * (1 << 40) + (ob - ob.min())
-            uk, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-            # merge adjacent offset bins of the same variant
-            best = int(np.argmax(counts))
-            kbest = uk[best]
-            near = (key >= kbest - 1) & (key <= kbest + 1) & (a_vi == a_vi[inv == best][0])
-            if near.sum() < MIN_AUDIO_MATCHES:
-                break
-            v = int(a_vi[near][0])
-            ts = variants[v][0]
-            offset = float(np.median(off[near]))
-            inl_all = alive.copy()
-            idx_alive = np.nonzero(alive)[0]
-            inl_mask = (a_vi == v) & (np.abs(off - offset) <= AUDIO_BIN * 1.5)
-            inl_idx = idx_alive[inl_mask]
-            order = np.argsort(tq[inl_idx])
-            inl_idx = inl_idx[order]
-            qt_all = variants[v][3]
-            for run in _runs(tq[inl_idx], AUDIO_GAP):
-                ridx = inl_idx[run]
+            ts = float(scales[v])
+            lo, hi = next((lo, hi) for vv, lo, hi in bounds if vv == v)
+            sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(ob[lo:hi] - obin) <= 1)]
+            offset = float(np.median(off[sel]))
+            sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(off[lo:hi] - offset) <= 1.5 * AUDIO_BIN)]
+            sel = sel[np.argsort(tq[sel])]
+            anchors = anchor_times[v]
+            for run in _runs(tq[sel], AUDIO_GAP):
+                ridx = sel[run]
                 n = len(np.unique(np.round(tq[ridx], 3)))
                 if n < MIN_AUDIO_MATCHES:
                     continue
                 qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
-                in_span = int(((qt_all >= qs) & (qt_all <= qe)).sum())
+                in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
                 ratio = n / max(in_span, 1)
                 strength = min(1.0, ratio / AUDIO_FULL_RATIO)
                 certainty = min(1.0, (n - MIN_AUDIO_MATCHES + 4) / 20.0)
@@ -329,11 +373,13 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
                 rs, re = max(0.0, rs), min(rdur, re)
                 qs, qe = max(0.0, qs), min(query_duration or qe, qe)
                 if re > rs and qe > qs:
-                    segs.append(Segment(qs, qe, rs, re, score, "audio", float(ts)))
-            inl_all[inl_idx] = False
-            if inl_all.sum() == alive.sum():
-                break
-            alive = inl_all
+                    segs.append(Segment(qs, qe, rs, re, score, "audio", ts))
+            # everything this line explains, in any variant, is used up
+            if len(sel):
+                q0, q1 = float(tq[sel].min()), float(tq[sel].max())
+                explained = (tq >= q0) & (tq <= q1) & (np.abs(trf - (ts * tq + offset)) <= 1.0)
+                alive &= ~explained
+            alive[sel] = False
         if segs:
             out[fkey] = _dedupe(segs)
     return out
@@ -367,8 +413,23 @@ def fuse(visual: list[Segment], audio: list[Segment]) -> list[Segment]:
     return sorted(out, key=lambda s: s.query_start)
 
 
+def exclusive(segments: list[Segment]) -> list[Segment]:
+    """Each stretch of the query copies one place: keep the best explanation.
+
+    Segments are taken best first (score x duration); one mostly covered (in
+    query time) by a better one is dropped -- e.g. a repeated chorus or loop
+    that also lines up at another offset.
+    """
+    keep: list[Segment] = []
+    for s in sorted(segments, key=lambda s: -s.score * s.duration):
+        covered = _union_length([(max(s.query_start, k.query_start), min(s.query_end, k.query_end)) for k in keep if min(s.query_end, k.query_end) > max(s.query_start, k.query_start)])
+        if covered <= 0.5 * s.duration:
+            keep.append(s)
+    return keep
+
+
 def summarise(primary_key: str, segments: list[Segment], query_duration: float, ref_duration: float) -> Match:
-    segs = sorted(segments, key=lambda s: s.query_start)
+    segs = sorted(exclusive(segments), key=lambda s: s.query_start)
     total = sum(s.duration for s in segs) or 1.0
     similarity = sum(s.score * s.duration for s in segs) / total
     qcov = _union_length([(s.query_start, s.query_end) for s in segs]) / query_duration if query_duration > 0 else 0.0

@@ -14,11 +14,21 @@ clip is generated procedurally and encoded with PyAV.  Two halves:
   ``dst + ".truth.json"``: the copied window in the query (the output) and
   the reference (the source), in seconds.
 
+Ground truth fields: ``query_start/query_end`` (seconds in the output),
+``reference_start/reference_end`` (seconds in the source), ``video`` / ``audio``
+(is the source's picture / sound in the copy), and where relevant ``mirrored``,
+``speed_factor``, ``region`` ([x0, y0, x1, y1] of the source picture in the
+output frame, normalised), ``crop`` (visible part of the source frame).
+
+libx264 runs with ``mbtree=0``: with mb-tree its output varies from run to run
+on identical input, which would break the determinism guarantee.
+
 Video is streamed frame by frame (decode -> numpy RGB -> encode); only audio
 (small next to video) is held in memory as float32 ``(channels, samples)``.
 
 Typical cost on one core: ``make_video(kind=..., duration=20, size=(480, 270))``
-takes 1-3 s and a single transform of that clip 1-2 s.
+takes 1.5-4 s depending on the kind, a single transform of that clip about 2 s
+(3-5 s for blurfill916, embed, pip and combos).
 
 Example::
 
@@ -38,6 +48,7 @@ import zlib
 from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -130,7 +141,7 @@ def _fractal(rng: np.random.Generator, h: int, w: int, base: float = 3.0,
              octaves: int = 6, persistence: float = 0.5) -> Array:
     """Multi-octave value noise in [0, 1], shape (h, w), float32."""
     out = np.zeros((h, w), _F32)
-    amp, total = 1.0, 0.0
+    amp = 1.0
     for o in range(octaves):
         cells = base * (2 ** o)
         gh = max(2, int(cells * h / max(h, w)) + 2)
@@ -141,7 +152,6 @@ def _fractal(rng: np.random.Generator, h: int, w: int, base: float = 3.0,
         if cell < 48 and h > 1:  # hide the interpolation grid of fine octaves
             up = cv2.GaussianBlur(up, (0, 0), cell * 0.45)
         out += amp * up
-        total += amp
         amp *= persistence
     lo, hi = float(out.min()), float(out.max())
     return (out - lo) / max(hi - lo, 1e-6)
@@ -475,7 +485,7 @@ class _ScenesShot(_Shot):
                               _color(rng, s=(0.5, 1.0), v=(0.5, 1.0))))
 
     def _render_city(self, t):
-        W, H = self.W, self.H
+        W = self.W
         o = int(self.pan0 + self.pan * t) % W
         img = np.ascontiguousarray(self.strip[:, o:o + W])
         dash = int((t * 0.3 * W) % 40)
@@ -581,7 +591,7 @@ class _TalkShot(_Shot):
         z = c["setups"][self.setup][0]
         img = np.zeros((H, W, 3), np.uint8)
         img[:] = c["wall"]
-        x0, y0 = self._map(-1, 0.78)
+        _, y0 = self._map(-1, 0.78)
         cv2.rectangle(img, (0, int(y0)), (W, H), c["floor"], -1)
         for kind, sx, sy, sw, sh, col in c["objects"]:
             a, b = self._map(sx, sy)
@@ -733,6 +743,7 @@ class _TextShot(_Shot):
             self.chrome = max(6, int(H * 0.06))
         self.cur = (rng.uniform(0.2, 0.8, 2), rng.uniform(0.1, 0.35, 2), rng.uniform(0.2, 0.9, 2), rng.uniform(0, 6.3, 2))
         self.build_dt = rng.uniform(0.4, 1.0)
+        self.zoom, self.focus = rng.uniform(0.1, 0.3), rng.uniform(0.2, 0.8, 2)
 
     def render(self, t, tg):
         W, H = self.W, self.H
@@ -746,12 +757,16 @@ class _TextShot(_Shot):
             for k in range(3):
                 cv2.circle(img, (self.chrome * (k + 1), self.chrome // 2), max(2, self.chrome // 4),
                            [(240, 90, 80), (240, 190, 60), (90, 200, 90)][k], -1, cv2.LINE_AA)
-        else:
+        elif self.mode == "build":
             img = self.canvas.copy()
-            if self.mode == "build":
-                k = 1 + int(t / self.build_dt)
-                if k < len(self.rows):
-                    img[self.rows[k - 1] + max(2, H // 60):] = self.ctx["bg"]
+            k = 1 + int(t / self.build_dt)
+            if k < len(self.rows):
+                img[self.rows[k - 1] + max(2, H // 60):] = self.ctx["bg"]
+        else:  # static slide: slow zoom towards a point, like a presenter's camera move
+            z = 1.0 + self.zoom * t / max(self.L, 1e-6)
+            fx, fy = self.focus[0] * W, self.focus[1] * H
+            M = np.array([[z, 0, fx * (1 - z)], [0, z, fy * (1 - z)]], _F32)
+            img = cv2.warpAffine(self.canvas, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         c, a, f, ph = self.cur
         x = W * (c[0] + a[0] * math.sin(f[0] * t + ph[0]))
         y = H * (c[1] + a[1] * math.sin(f[1] * t + ph[1]))
@@ -876,9 +891,18 @@ class _Renderer:
         return self.starts[1:]
 
 
+@lru_cache(maxsize=8)
+def _cached_renderer(kind: str, seed: int, size: tuple[int, int], horizon: float) -> _Renderer:
+    return _Renderer(kind, seed, size, horizon)
+
+
 def render_frame(kind: str, seed: int, t: float, size: tuple[int, int] = (480, 270)) -> Array:
-    """One RGB frame (H, W, 3) uint8 of ``make_video(kind, seed)`` at time ``t`` (no encoding)."""
-    return _Renderer(kind, seed, size, t + 1.0).frame(t)
+    """One RGB frame (H, W, 3) uint8 of ``make_video(kind, seed, size)`` at time ``t`` (no encoding).
+
+    Renderers are cached, so sampling several times of one clip is cheap.
+    """
+    horizon = 60.0 * math.ceil((t + 1.0) / 60.0)
+    return _cached_renderer(kind, int(seed), (int(size[0]), int(size[1])), horizon).frame(t).copy()
 
 
 # ---------------------------------------------------------------------------
@@ -1211,9 +1235,11 @@ class _Writer:
         br = _parse_rate(e.bitrate)
         opts: dict[str, str] = {}
         if self.vcodec in ("libx264", "h264", "libx265"):
-            opts["preset"] = e.preset if self.vcodec != "libx265" else "ultrafast" if e.preset in ("ultrafast", "superfast", "veryfast") else e.preset
+            opts["preset"] = e.preset
             if self.vcodec == "libx265":
                 opts["x265-params"] = "log-level=none"
+            else:  # x264's mb-tree reads uninitialised memory: output would vary run to run
+                opts["x264-params"] = "mbtree=0"
             if br is None:
                 opts["crf"] = str(int(round(crf)))
         elif self.vcodec in ("libvpx-vp9", "libvpx"):
@@ -1238,6 +1264,8 @@ class _Writer:
         self.as_ = self.c.add_stream(self.acodec, rate=sr, layout=layout)
         if self.acodec not in _LOSSLESS_AUDIO:
             self.as_.bit_rate = _parse_rate(self.enc.audio_bitrate) or (128000 if layout == "stereo" else 96000)
+        if self.acodec == "aac":
+            self.as_.options = {"aac_coder": "fast"}
         self.layout = layout
 
     def write(self, img: Array) -> None:
@@ -1402,12 +1430,13 @@ def read_audio(path: str | Path) -> tuple[Array, int] | None:
 
 def make_video(path: str | Path, *, kind: str, duration: float, seed: int, size: tuple[int, int] = (480, 270),
                fps: float = 25.0, audio: str | None = "auto", codec: str = "libx264", crf: float | None = 20,
-               bitrate: int | str | None = None, preset: str = "veryfast") -> Path:
+               bitrate: int | str | None = None, preset: str = "superfast") -> Path:
     """Write a synthetic clip (container by extension: .mp4/.mkv/.mov/.webm) and return its path.
 
     ``kind`` in :data:`VIDEO_KINDS`; ``audio`` = "auto" (per kind, see :data:`AUTO_AUDIO`),
     one of :data:`AUDIO_KINDS`, or None for no audio stream.  Frames are a pure
-    function of (kind, seed, size, t).  ~1-3 s for 20 s at 480x270 on one core.
+    function of (kind, seed, size, t).  Cost for 20 s at 480x270 (one core): about 1.5 s
+    for talk/text, 2-3 s for scenes/shapes/dark, 2.5-4 s for texture (x264 dominates).
     """
     w, h = int(size[0]), int(size[1])
     if w % 2 or h % 2 or w < 16 or h < 16:
@@ -1558,7 +1587,7 @@ def _retime(frames: Iterator[tuple[float, Any]], *, fps_out: float, src_fps: flo
     dt = 1.0 / src_fps
     prev: tuple[float, Any] | None = None
     cur = next(frames, None)
-    cache: tuple[int, Array] | None = None
+    cache: tuple[Any, Array] | None = None  # holds the frame object itself, so identity is safe
     i = 0
     try:
         while max_frames is None or i < max_frames:
@@ -1577,8 +1606,8 @@ def _retime(frames: Iterator[tuple[float, Any]], *, fps_out: float, src_fps: flo
                 chosen = prev
             else:
                 chosen = prev if target - prev[0] <= cur[0] - target else cur
-            if cache is None or cache[0] != id(chosen[1]):
-                cache = (id(chosen[1]), chosen[1].to_ndarray(format="rgb24"))
+            if cache is None or cache[0] is not chosen[1]:
+                cache = (chosen[1], chosen[1].to_ndarray(format="rgb24"))
             yield cache[1]
             i += 1
     finally:
@@ -1610,6 +1639,7 @@ def _run(src: Path, dst: Path, enc: Encoding, *, frame_fn: Callable[[Array], Arr
             wr.write(frame_fn(img) if frame_fn else img)
         n = wr.n
     q1 = n / fps_out
+    extra = {"audio": audio == "keep" and info.has_audio, **extra}
     return _truth(0.0, q1, 0.0, min(q1 * speed, info.duration), **extra)
 
 
@@ -1618,12 +1648,15 @@ _TRANSFORM_FNS: dict[str, Callable[..., dict]] = {}
 _TRANSFORM_ENC = Encoding(codec="libx264", crf=26, preset="veryfast", gop=50)
 
 
-def _register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+def _register(name: str, default_crf: float = 26) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
     def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
         def run(src: str | Path, dst: str | Path, **params: Any) -> dict:
             enc_kw = {k: params.pop(k) for k in list(params) if k in _ENC_KEYS}
-            if "bitrate" in enc_kw and "crf" not in enc_kw:
-                enc_kw["crf"] = None
+            for k in ("bitrate", "audio_bitrate"):
+                if k in enc_kw:
+                    enc_kw[k] = _parse_rate(enc_kw[k])
+            if "crf" not in enc_kw:
+                enc_kw["crf"] = None if enc_kw.get("bitrate") else default_crf
             enc = Encoding(**{**_TRANSFORM_ENC.__dict__, **enc_kw})
             return fn(Path(src), Path(dst), enc, **params)
 
@@ -1662,11 +1695,9 @@ def _region(x: float, y: float, w: float, h: float, W: float, H: float) -> list[
     return [round(x / W, 4), round(y / H, 4), round((x + w) / W, 4), round((y + h) / H, 4)]
 
 
-@_register("reencode")
+@_register("reencode", default_crf=30)
 def _t_reencode(src: Path, dst: Path, enc: Encoding) -> dict:
-    """Re-encode only (pass codec= libx264/mpeg4/libx265/libvpx-vp9, crf= or bitrate=)."""
-    if enc.crf == _TRANSFORM_ENC.crf and enc.bitrate is None:
-        enc = Encoding(**{**enc.__dict__, "crf": 30})
+    """Re-encode only (pass codec= libx264/mpeg4/libx265/libvpx-vp9, crf= (default 30) or bitrate=)."""
     return _run(src, dst, enc)
 
 
@@ -1717,13 +1748,16 @@ def _canvas_fn(W: int, H: int, box: tuple[int, int, int, int], color: Sequence[i
 @_register("letterbox")
 def _t_letterbox(src: Path, dst: Path, enc: Encoding, aspect: float | str = "4:3",
                  color: Sequence[int] = (0, 0, 0)) -> dict:
-    """Full width on a taller canvas (``aspect`` w:h, e.g. 4:3 or 1:1), bars top/bottom."""
+    """Full width on a taller canvas (``aspect`` w:h, e.g. 4:3 or 1:1), bars top/bottom.
+
+    If ``aspect`` is not taller than the source (a 4:3 source asked for 4:3), the canvas
+    is made 4/3 of the source height instead, so there are always bars.
+    """
     info = probe(src)
-    a = _aspect(aspect)
     W = _even(info.width)
-    H = _even(W / a)
-    if H <= info.height:
-        raise ValueError(f"letterbox aspect {aspect} is not taller than the source")
+    H = _even(W / _aspect(aspect))
+    if H < info.height + 8:
+        H = _even(info.height * 4 / 3)
     box = _fit_box(info.width, info.height, W, H)
     return _run(src, dst, enc, frame_fn=_canvas_fn(W, H, box, color), region=_region(*box, W, H))
 
@@ -1731,13 +1765,15 @@ def _t_letterbox(src: Path, dst: Path, enc: Encoding, aspect: float | str = "4:3
 @_register("pillarbox")
 def _t_pillarbox(src: Path, dst: Path, enc: Encoding, aspect: float | str = "21:9",
                  color: Sequence[int] = (0, 0, 0)) -> dict:
-    """Full height on a wider canvas (``aspect`` e.g. 21:9, or 16:9 for 4:3 sources), bars left/right."""
+    """Full height on a wider canvas (``aspect`` e.g. 21:9, or 16:9 for 4:3 sources), bars left/right.
+
+    If ``aspect`` is not wider than the source, the canvas is made 4/3 of the source width.
+    """
     info = probe(src)
-    a = _aspect(aspect)
     H = _even(info.height)
-    W = _even(H * a)
-    if W <= info.width:
-        raise ValueError(f"pillarbox aspect {aspect} is not wider than the source")
+    W = _even(H * _aspect(aspect))
+    if W < info.width + 8:
+        W = _even(info.width * 4 / 3)
     box = _fit_box(info.width, info.height, W, H)
     return _run(src, dst, enc, frame_fn=_canvas_fn(W, H, box, color), region=_region(*box, W, H))
 
@@ -1826,10 +1862,17 @@ def _t_grayscale(src: Path, dst: Path, enc: Encoding) -> dict:
 def _t_noise(src: Path, dst: Path, enc: Encoding, sigma: float = 8.0, seed: int = 0) -> dict:
     """Add gaussian noise of ``sigma`` (0-255 scale), fresh per frame."""
     rng = _rng(seed, "noise-transform")
+    bank: list[Array] = []
+    pad = 64
 
     def fn(im: Array) -> Array:
-        n = rng.standard_normal(im.shape, dtype=_F32) * sigma
-        return np.clip(im + n, 0, 255).astype(np.uint8)
+        # a bank of noise fields sampled at random offsets: fresh-looking noise at 1/5 the cost
+        if not bank:
+            shp = (im.shape[0] + pad, im.shape[1] + pad, im.shape[2])
+            bank.extend((rng.standard_normal(shp, dtype=_F32) * sigma).round().astype(np.int16) for _ in range(6))
+        k, oy, ox = int(rng.integers(len(bank))), int(rng.integers(pad)), int(rng.integers(pad))
+        n = bank[k][oy:oy + im.shape[0], ox:ox + im.shape[1]]
+        return np.clip(im.astype(np.int16) + n, 0, 255).astype(np.uint8)
 
     return _run(src, dst, enc, frame_fn=fn)
 
@@ -1886,7 +1929,7 @@ def _t_speed(src: Path, dst: Path, enc: Encoding, factor: float = 1.05, pitch: b
     """Play ``factor`` x faster (0.9-1.1): frames retimed, audio time-stretched (WSOLA) or resampled if ``pitch``."""
     if factor <= 0:
         raise ValueError("factor must be > 0")
-    return _run(src, dst, enc, speed=float(factor), pitch=pitch, speed_factor=float(factor))
+    return _run(src, dst, enc, speed=float(factor), pitch=pitch, speed_factor=float(factor), pitch_shifted=bool(pitch))
 
 
 @_register("fps")
@@ -1895,8 +1938,7 @@ def _t_fps(src: Path, dst: Path, enc: Encoding, fps: float = 15.0) -> dict:
     return _run(src, dst, enc, fps=float(fps))
 
 
-def _host_path(src: Path, dst: Path, host: str | Path | None, seed: int, kind: str, duration: float,
-               tmp: Path) -> Path:
+def _host_path(src: Path, host: str | Path | None, seed: int, kind: str, duration: float, tmp: Path) -> Path:
     """The given host, or an unrelated clip generated in ``tmp`` at the source's size/fps."""
     if host is not None:
         return Path(host)
@@ -1923,11 +1965,12 @@ def _looping(path: Path) -> Iterator[tuple[float, Any]]:
 @_register("embed")
 def _t_embed(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None, start: float | None = None,
              length: float | None = None, at: float = 4.0, mode: str = "insert", start_frac: float = 0.3,
-             host_seed: int = 7919, host_kind: str = "scenes") -> dict:
+             host_seed: int = 7919, host_kind: str = "scenes", host_duration: float | None = None) -> dict:
     """Splice ``src[start, start+length)`` into an unrelated host at ``at`` s (``mode`` insert|replace).
 
     The clip is fitted to the host size (aspect kept) and fps; host audio around it,
-    clip audio during it.  With ``host=None`` a host clip is generated.
+    clip audio during it.  With ``host=None`` a ``host_kind`` clip is generated from ``host_seed``
+    (``host_duration`` s, default ``at`` + 6 s plus ``length`` in replace mode).
     """
     if mode not in ("insert", "replace"):
         raise ValueError("mode must be 'insert' or 'replace'")
@@ -1937,8 +1980,8 @@ def _t_embed(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None
         start = max(0.0, info.duration - length) * float(np.clip(start_frac, 0, 1))
     start = float(min(max(0.0, start), max(0.0, info.duration - length)))
     with tempfile.TemporaryDirectory(dir=dst.parent) as td:
-        hdur = at + 6.0 + (length if mode == "replace" else 0.0)
-        hp = _host_path(src, dst, host, host_seed, host_kind, hdur, Path(td))
+        hdur = host_duration or at + 6.0 + (length if mode == "replace" else 0.0)
+        hp = _host_path(src, host, host_seed, host_kind, hdur, Path(td))
         hi = probe(hp)
         fps = hi.fps
         HW, HH = hi.width - hi.width % 2, hi.height - hi.height % 2
@@ -1970,7 +2013,8 @@ def _t_embed(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None
             rest_start = n_at / fps + ((q1 - q0) if mode == "replace" else 0.0)
             for im in _retime(_iter_raw(hp), fps_out=fps, src_fps=fps, start=rest_start):
                 wr.write(_resize(im, HW, HH))
-    return _truth(q0, q1, start, start + (q1 - q0), region=_region(*box, HW, HH), host=str(host) if host else None)
+    return _truth(q0, q1, start, start + (q1 - q0), region=_region(*box, HW, HH), host=str(host) if host else None,
+                  audio=sa is not None)
 
 
 @_register("pip")
@@ -1983,7 +2027,7 @@ def _t_pip(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None, 
         raise ValueError("audio must be src, host or mix")
     info = probe(src)
     with tempfile.TemporaryDirectory(dir=dst.parent) as td:
-        hp = _host_path(src, dst, host, host_seed, host_kind, min(info.duration, 20.0), Path(td))
+        hp = _host_path(src, host, host_seed, host_kind, min(info.duration, 20.0), Path(td))
         hi = probe(hp)
         HW, HH = hi.width - hi.width % 2, hi.height - hi.height % 2
         pw = _even(HW * scale, 4)
@@ -2031,7 +2075,7 @@ def _t_soundswap(src: Path, dst: Path, enc: Encoding, host: str | Path | None = 
         a = synth_audio(kind, info.duration, seed, tag="soundswap")
     x, sr = a
     x = _fit_len(x, int(round(info.duration * sr)), loop=True)
-    return _run(src, dst, enc, audio=(x, sr), audio_copied=False) | {"audio": False}
+    return _run(src, dst, enc, audio=(x, sr))
 
 
 @_register("audio_only")
@@ -2146,7 +2190,8 @@ def transform(src: str | Path, dst: str | Path, name: str, **params: Any) -> Pat
 
     Encoding params accepted by every transform: codec, crf, bitrate, preset, gop,
     audio_codec, audio_bitrate (default libx264 crf 26 keyint 50, unlike the generator).
-    ~1-2 s for a 20 s 480x270 clip on one core (embed/pip also generate a host if none given).
+    About 2 s for a 20 s 480x270 clip on one core; embed/pip also generate a host when none
+    is given, combos pay one pass per step (3-5 s).
     """
     if name not in TRANSFORMS:
         raise ValueError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)}")
@@ -2282,8 +2327,8 @@ def random_params(name: str, rng: np.random.Generator) -> dict:
     if name == "combo":
         names = list(rng.choice(_PER_FRAME, size=int(rng.integers(2, 4)), replace=False))
         geo = {"letterbox", "pillarbox", "blurfill916"}
-        if len(geo & set(names)) > 1:  # at most one canvas change
-            names = [n for n in names if n not in geo] + [sorted(geo & set(names))[0]]
+        if geo & set(names):  # at most one canvas change, first, while the picture is still 16:9
+            names = [sorted(geo & set(names))[0]] + [n for n in names if n not in geo]
         steps = [(n, random_params(n, rng)) for n in names]
         if rng.random() < 0.5:
             steps.append(("reencode", random_params("reencode", rng)))
