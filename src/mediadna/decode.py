@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -194,6 +196,7 @@ def decode_media(
     audio_rate: int = AUDIO_RATE,
     want_video: bool = True,
     want_audio: bool = True,
+    prefetch: int = 64,
 ) -> Iterator[Decoded]:
     """Stream sampled grey frames and mono audio of ``[start, end)``.
 
@@ -201,13 +204,67 @@ def decode_media(
     sampling instant) and scaled to ``size``x``size`` grey by swscale inside
     the decoder; audio is resampled to ``audio_rate`` mono float32.
     Raises :class:`MediaError` for unusable input; a few corrupt packets in
-    an otherwise good file are skipped.
+    an otherwise good file are skipped.  With ``prefetch`` > 0 decoding runs
+    in a worker thread, at most that many items ahead of the caller.
     """
-    container = open_container(source)
+    def produce() -> Iterator[Decoded]:
+        container = open_container(source)
+        try:
+            yield from _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio)
+        finally:
+            container.close()
+
+    if prefetch <= 0:
+        yield from produce()
+    else:
+        yield from _in_background(produce(), prefetch)
+
+
+_DONE = object()
+
+
+def _in_background(gen: Iterator[Decoded], maxsize: int) -> Iterator[Decoded]:
+    """Run a generator in a worker thread, handing items over a bounded queue.
+
+    Decoding (FFmpeg, GIL released) and scaling then overlap with hashing and
+    peak picking in the caller; the bounded queue keeps memory flat.
+    """
+    q: queue.Queue = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in gen:
+                if not put(item):
+                    break
+            put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put((_DONE, exc))
+        finally:
+            gen.close()
+
+    worker = threading.Thread(target=run, name="mediadna-decode", daemon=True)
+    worker.start()
     try:
-        yield from _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio)
+        while True:
+            item = q.get()
+            if type(item) is tuple and item[0] is _DONE:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
     finally:
-        container.close()
+        stop.set()
+        worker.join(timeout=10)
 
 
 def _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio):

@@ -182,18 +182,13 @@ def content_box(frames: np.ndarray, prior: dict | None = None) -> tuple[int, int
     tstd = blurred.std(axis=0) if t > 1 else np.zeros((h, w), np.float32)
     gx = np.zeros((h, w), np.float32)
     gy = np.zeros((h, w), np.float32)
-    row_edge = np.zeros(h, np.float32)
-    col_edge = np.zeros(w, np.float32)
     for f in blurred:
-        ax = np.abs(cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3))
-        ay = np.abs(cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3))
-        gx += ax
-        gy += ay
-        row_edge += np.median(ay, axis=1)
-        col_edge += np.median(ax, axis=0)
+        gx += np.abs(cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3))
+        gy += np.abs(cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3))
     detail = (gx + gy) / (8.0 * t)
-    row_edge /= 4.0 * t
-    col_edge /= 4.0 * t
+    # persistent straight edges: median along each row/column of the mean gradient
+    row_edge = np.median(gy, axis=1) / (4.0 * t)
+    col_edge = np.median(gx, axis=0) / (4.0 * t)
     dead = (tstd < DEAD_TSTD) & (detail < DEAD_DETAIL)
     y0, y1 = _snap(*_trim_dead(np.mean(dead, axis=1) > 0.9), row_edge, h)
     x0, x1 = _snap(*_trim_dead(np.mean(dead[y0:y1], axis=0) > 0.9), col_edge, w)
