@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("target")
     c.add_argument("--json", action="store_true", help="print the compare envelope as JSON")
 
+    d = sub.add_parser("demo", help="generate sample videos and show a copy being found (no input needed)")
+    d.add_argument("--dir", type=Path, default=None, help="where to write the samples (default: <home>/demo)")
+
     f = sub.add_parser("fingerprint", help="fingerprint a file once, to ingest or query later (.mdna)")
     f.add_argument("file")
     f.add_argument("-o", "--output", type=Path, default=None, help="output path (default: FILE.mdna)")
@@ -147,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 for s in env["matched_segments"]:
                     print(f"  source {_fmt_t(s['source_start'])}-{_fmt_t(s['source_end'])}  ~  target {_fmt_t(s['target_start'])}-{_fmt_t(s['target_end'])}  score {s['score']:.2f}")
             return 0 if env["status"] == "succeeded" else 1
+        if args.command == "demo":
+            return _demo(args.dir or home / "demo")
         if args.command == "fingerprint":
             fp = load_input(args.file)
             out = args.output or Path(str(args.file) + ".mdna")
@@ -170,6 +175,46 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+
+
+def _demo(folder: Path) -> int:
+    """Make an original, two disguised copies and an unrelated clip; ingest and query."""
+    from . import synth
+    from .store import SQLiteStore
+
+    folder.mkdir(parents=True, exist_ok=True)
+    original = folder / "original.mp4"
+    unrelated = folder / "unrelated.mp4"
+    vertical = folder / "reupload_vertical.mp4"
+    clip = folder / "clip_in_other_footage.mp4"
+    print(f"generating sample videos in {folder} ...", file=sys.stderr)
+    if not original.exists():
+        synth.make_video(original, kind="scenes", duration=30.0, seed=7)
+    if not unrelated.exists():
+        synth.make_video(unrelated, kind="scenes", duration=20.0, seed=8)
+    if not vertical.exists():  # 9:16 blurred fill, mirrored, colour-graded, sped up 5 %
+        synth.transform(original, vertical, "combo", steps=[("blurfill916", {"caption": "WAIT FOR IT"}), ("hflip", {}),
+                                                             ("colorgrade", {"contrast": 1.2, "saturation": 1.3}), ("speed", {"factor": 1.05})])
+    if not clip.exists():  # 10 s of the original inside 20 s of other footage
+        synth.transform(original, clip, "embed", start=12.0, length=10.0, at=6.0, host_seed=9, host_kind="talk")
+    store = SQLiteStore(folder / "demo-library.sqlite3")
+    try:
+        try:
+            store.get_library("demo")
+        except MediaDnaError:
+            store.create_library("demo")
+        engine = Engine(store)
+        print("$ mediadna ingest --library demo original.mp4")
+        _print_result(engine.process(original, "demo", save_type="save"))
+        failed = 0
+        for q in (vertical, clip, unrelated):
+            print(f"\n$ mediadna query --library demo {q.name}")
+            r = engine.process(q, "demo")
+            failed += r["status"] != "succeeded"
+            _print_result(r)
+    finally:
+        store.close()
+    return 1 if failed else 0
 
 
 def _store_command(args, store) -> int:

@@ -58,6 +58,16 @@ class MediaInfo:
     format_name: str = ""
     size_bytes: int = 0
 
+    sample_aspect: float = 1.0
+
+    @property
+    def display_aspect(self) -> float | None:
+        """Width / height as displayed (pixel aspect and rotation applied)."""
+        if not self.width or not self.height:
+            return None
+        a = self.width * (self.sample_aspect or 1.0) / self.height
+        return 1.0 / a if self.rotation % 180 == 90 else a
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -146,9 +156,20 @@ def _probe_open(container, source) -> MediaInfo:
         info.width, info.height = int(cc.width or 0), int(cc.height or 0)
         info.fps = float(video.average_rate or video.guessed_rate or 0.0)
         info.video_codec = cc.name or ""
+        sar = video.sample_aspect_ratio or cc.sample_aspect_ratio
+        info.sample_aspect = float(sar) if sar else 1.0
+        info.rotation = _stream_rotation(video)
     if audio is not None:
         info.audio_codec = audio.codec_context.name or ""
     return info
+
+
+def _stream_rotation(video) -> int:
+    """Rotation (degrees) declared by the stream (frames are turned upright on decode)."""
+    try:
+        return int(round(float(video.metadata.get("rotate", 0)))) % 360
+    except (TypeError, ValueError):
+        return 0
 
 
 def _display(source) -> str:

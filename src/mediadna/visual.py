@@ -41,6 +41,12 @@ FILL_BUSY_RATIO = 0.5
 #: typical row's edge strength.
 FILL_EDGE_MIN = 3.0
 FILL_EDGE_RATIO = 3.0
+#: A fill surrounds a picture of a common shape: the split is accepted only
+#: when the picture inside has one of these aspect ratios (within
+#: FILL_ASPECT_TOL of the side), given the frame's own aspect ratio.  Real
+#: footage with a smooth sky and ground almost never splits like that.
+COMMON_ASPECTS = (16 / 9, 4 / 3, 1.0, 21 / 9, 1.85, 2.39, 3 / 2, 5 / 4, 9 / 16, 3 / 4, 4 / 5, 2.0)
+FILL_ASPECT_TOL = 0.035
 #: Allowed asymmetry of the two edges (fraction of the side).
 FILL_SYMMETRY = 0.05
 #: Bar boundaries snap to the strongest persistent edge within this many rows
@@ -117,7 +123,15 @@ def _fill_ok(profile: np.ndarray, a: int, b: int) -> bool:
     return float(np.percentile(outer, 75)) <= FILL_BUSY_RATIO * med_in
 
 
-def _fill_split(profile: np.ndarray, edge: np.ndarray, prior: tuple[int, int] | None = None) -> tuple[int, int] | None:
+def _aspect_ok(fraction: float, expected: list[float] | None) -> bool:
+    if expected is None:
+        return True
+    return any(abs(fraction - e) <= FILL_ASPECT_TOL for e in expected)
+
+
+def _fill_split(
+    profile: np.ndarray, edge: np.ndarray, prior: tuple[int, int] | None = None, expected: list[float] | None = None
+) -> tuple[int, int] | None:
     """Symmetric (a, b) with a flat fill outside and the picture inside.
 
     ``prior``: the split found in the previous chunk; boxes rarely change
@@ -145,7 +159,7 @@ def _fill_split(profile: np.ndarray, edge: np.ndarray, prior: tuple[int, int] | 
     if best is None:
         return None
     _, a, b = best
-    if not _fill_ok(profile, a, b):
+    if not _fill_ok(profile, a, b) or not _aspect_ok((b - a) / n, expected):
         return None
     strongest = max(float(edge[max(0, a - 3) : a + 3].max()), float(edge[max(0, b - 3) : b + 3].max()))
     if strongest < max(FILL_EDGE_MIN, FILL_EDGE_RATIO * float(np.median(edge))):
@@ -164,14 +178,37 @@ def _snap(a: int, b: int, edge: np.ndarray, n: int) -> tuple[int, int]:
     return a, b
 
 
-def content_box(frames: np.ndarray, prior: dict | None = None) -> tuple[int, int, int, int]:
+def _snap_fill(a: int, b: int, edge: np.ndarray, expected: list[float] | None, reach: int = 2) -> tuple[int, int]:
+    """Put a fill's boundaries on the pasted picture's edges.
+
+    Fills centre the picture, and its size follows from a common aspect ratio,
+    so the candidates are few: each expected size near the detected one,
+    centred (+-``reach``); the one whose two boundaries carry the most
+    persistent edge wins.
+    """
+    n = len(edge)
+    detected = (b - a) / n
+    sizes = sorted({int(round(e * n)) for e in (expected or []) if abs(e - detected) <= 0.05} | {b - a})
+    best = (-1.0, a, b)
+    for size in sizes:
+        centre = (n - size) // 2
+        for a2 in range(max(1, centre - reach), min(n - size - 1, centre + reach) + 1):
+            b2 = a2 + size
+            score = float(edge[a2]) + float(edge[b2 - 1])
+            if score > best[0]:
+                best = (score, a2, b2)
+    return best[1], best[2]
+
+
+def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | None = None) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) of the picture inside bars, borders or blurred fill.
 
     Works on a stack of frames: bars and borders neither move nor carry
     detail (trimmed from each side); a blurred fill shows as a symmetric pair
     of straight edges that persist over time with a low-detail fill outside.
     ``prior`` (a dict, updated in place) carries a fill found in earlier
-    chunks of the same video.  Both rules are deliberately conservative: a box found on the original and
+    chunks of the same video; ``aspect`` (display width / height) restricts a
+    fill to surround a picture of a common aspect ratio.  Both rules are deliberately conservative: a box found on the original and
     on its copy must agree, so anything doubtful stays in.
     """
     frames = np.asarray(frames)
@@ -193,15 +230,18 @@ def content_box(frames: np.ndarray, prior: dict | None = None) -> tuple[int, int
     y0, y1 = _snap(*_trim_dead(np.mean(dead, axis=1) > 0.9), row_edge, h)
     x0, x1 = _snap(*_trim_dead(np.mean(dead[y0:y1], axis=0) > 0.9), col_edge, w)
     prior = {} if prior is None else prior
-    rows = _fill_split(np.median(detail[y0:y1, x0:x1], axis=1), row_edge[y0:y1], prior.get("rows"))
+    # content height fraction of a picture of aspect c inside the frame: aspect / c
+    rows_expected = [aspect / c for c in COMMON_ASPECTS if aspect / c < 0.95] if aspect else None
+    cols_expected = [c / aspect for c in COMMON_ASPECTS if c / aspect < 0.95] if aspect else None
+    rows = _fill_split(np.median(detail[y0:y1, x0:x1], axis=1), row_edge[y0:y1], prior.get("rows"), rows_expected)
     prior["rows"] = rows
     if rows is not None:
-        y0, y1 = y0 + rows[0], y0 + rows[1]
+        y0, y1 = _snap_fill(y0 + rows[0], y0 + rows[1], row_edge, rows_expected)
     else:
-        cols = _fill_split(np.median(detail[y0:y1, x0:x1], axis=0), col_edge[x0:x1], prior.get("cols"))
+        cols = _fill_split(np.median(detail[y0:y1, x0:x1], axis=0), col_edge[x0:x1], prior.get("cols"), cols_expected)
         prior["cols"] = cols
         if cols is not None:
-            x0, x1 = x0 + cols[0], x0 + cols[1]
+            x0, x1 = _snap_fill(x0 + cols[0], x0 + cols[1], col_edge, cols_expected)
     return y0, y1, x0, x1
 
 
@@ -213,11 +253,11 @@ def crops2rasters(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return out
 
 
-def frames2track(times: np.ndarray, frames: np.ndarray, prior: dict | None = None) -> VisualTrack:
+def frames2track(times: np.ndarray, frames: np.ndarray, prior: dict | None = None, aspect: float | None = None) -> VisualTrack:
     """Hash one chunk of frames that share a content box."""
     if len(frames) == 0:
         return VisualTrack.empty()
-    box = content_box(frames, prior)
+    box = content_box(frames, prior, aspect)
     rasters = crops2rasters(frames, box)
     hashes, flipped = rasters2hashes(rasters)
     flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
@@ -240,8 +280,9 @@ def concat_tracks(tracks: Iterable[VisualTrack]) -> VisualTrack:
 class VisualExtractor:
     """Streaming: feed (time, grey frame); hashes are made per chunk."""
 
-    def __init__(self, chunk: int = BOX_CHUNK):
+    def __init__(self, chunk: int = BOX_CHUNK, aspect: float | None = None):
         self.chunk = chunk
+        self.aspect = aspect  # display width / height, if known
         self._times: list[float] = []
         self._frames: list[np.ndarray] = []
         self._tracks: list[VisualTrack] = []
@@ -255,7 +296,7 @@ class VisualExtractor:
 
     def _flush(self) -> None:
         if self._frames:
-            self._tracks.append(frames2track(np.array(self._times), np.stack(self._frames), self._prior))
+            self._tracks.append(frames2track(np.array(self._times), np.stack(self._frames), self._prior, self.aspect))
             self._times, self._frames = [], []
 
     def finish(self) -> VisualTrack:
