@@ -61,6 +61,7 @@ def media2fingerprint(
                 ax = A.AudioExtractor(D.AUDIO_RATE, first_time=item.time)
             ax.feed(item.data)
     visual = vx.finish() if vx is not None else None
+    inset = vx.inset if vx is not None and len(vx.inset) else None
     audio = ax.finish() if ax is not None else (AudioTrack.empty() if info.has_audio and want_audio else None)
     name = str(source) if D.is_url(source) else Path(source).name
     fp = Fingerprint(
@@ -70,6 +71,7 @@ def media2fingerprint(
         params=dict(PARAMS),
         visual=visual,
         audio=audio,
+        inset=inset,
         source=name,
         meta={k: v for k, v in info.to_dict().items() if k not in ("duration",)},
     )
@@ -109,6 +111,7 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
     parts = sorted(parts, key=lambda p: float(p.meta.get("window_start", 0.0)))
     starts = [float(p.meta.get("window_start", 0.0)) for p in parts] + [float("inf")]
     vt: list[VisualTrack] = []
+    it: list[VisualTrack] = []
     af: list[np.ndarray] = []
     ab: list[np.ndarray] = []
     hop_s = A.HOP / D.AUDIO_RATE
@@ -117,6 +120,8 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         if p.visual is not None:
             m = (p.visual.times >= lo) & (p.visual.times < hi)
             vt.append(p.visual.select(m))
+        if p.inset is not None:
+            it.append(p.inset.select((p.inset.times >= lo) & (p.inset.times < hi)))
         if p.audio is not None:
             t = p.audio.frames.astype(np.float64) * hop_s
             m = (t >= lo) & (t < hi)
@@ -131,6 +136,7 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         params=first.params,
         visual=V.concat_tracks(vt) if any(p.visual is not None for p in parts) else None,
         audio=AudioTrack(np.concatenate(af), np.concatenate(ab)) if af else None,
+        inset=V.concat_tracks(it) if any(len(t) for t in it) else None,
         source=first.source,
         meta=meta,
     )

@@ -120,6 +120,7 @@ class Fingerprint:
     audio: AudioTrack | None = None
     name: str = FINGERPRINT_NAME
     version: int = FINGERPRINT_VERSION
+    inset: VisualTrack | None = None  # hashes of a picture-in-picture inset, where one was seen
     source: str = ""  # the input's file name, informative only
     meta: dict = field(default_factory=dict)  # probe facts (width, height, codecs...)
 
@@ -143,6 +144,9 @@ class Fingerprint:
             out += [("v.times", v.times), ("v.hashes", v.hashes), ("v.flipped", v.flipped), ("v.flags", v.flags)]
         if self.audio is not None:
             out += [("a.frames", self.audio.frames), ("a.bins", self.audio.bins)]
+        if self.inset is not None and len(self.inset):
+            i = self.inset
+            out += [("i.times", i.times), ("i.hashes", i.hashes), ("i.flipped", i.flipped), ("i.flags", i.flags)]
         return out
 
     def _header(self) -> dict:
@@ -207,6 +211,9 @@ class Fingerprint:
             visual = VisualTrack(arrays["v.times"], arrays["v.hashes"], arrays["v.flipped"], arrays["v.flags"])
         if "a.frames" in arrays:
             audio = AudioTrack(arrays["a.frames"], arrays["a.bins"])
+        inset = None
+        if "i.times" in arrays:
+            inset = VisualTrack(arrays["i.times"], arrays["i.hashes"], arrays["i.flipped"], arrays["i.flags"])
         return cls(
             duration=float(header["duration"]),
             sha256=str(header["sha256"]),
@@ -214,6 +221,7 @@ class Fingerprint:
             params=dict(header["params"]),
             visual=visual,
             audio=audio,
+            inset=inset,
             name=str(header["name"]),
             version=int(header["version"]),
             source=str(header.get("source", "")),

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -70,6 +70,10 @@ MIN_AUDIO_MATCHES = 8
 #: a full-strength audio match; lossy noisy copies keep 5-30 %.
 AUDIO_FULL_RATIO = 0.15
 AUDIO_GAP = 5.0
+#: Like EDGE_GAP for audio: a run's first and last matched anchor times need
+#: another one this close (s), or a lone chance hit up to AUDIO_GAP beyond
+#: the copy stretches the segment (and then outranks the true one).
+AUDIO_EDGE_GAP = 2.0
 
 
 @dataclass
@@ -153,6 +157,21 @@ def _dense_runs(times: np.ndarray, fps: float) -> list[np.ndarray]:
             b -= 1
         out.append(run[a:b])
     return out
+
+
+def _peel_edges(times: np.ndarray, run: np.ndarray, edge: float) -> np.ndarray:
+    """``run`` (indices into sorted ``times``) without isolated first/last times.
+
+    Works on distinct times, so several hits at one lone anchor are peeled together.
+    """
+    t = times[run]
+    u = np.unique(t)
+    a, b = 0, len(u)
+    while b - a >= 2 and u[a + 1] - u[a] > edge:
+        a += 1
+    while b - a >= 2 and u[b - 1] - u[b - 2] > edge:
+        b -= 1
+    return run[(t >= u[a]) & (t <= u[b - 1])] if len(u) else run
 
 
 def closeness(d: np.ndarray) -> np.ndarray:
@@ -358,7 +377,7 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
             sel = sel[np.argsort(tq[sel])]
             anchors = anchor_times[v]
             for run in _runs(tq[sel], AUDIO_GAP):
-                ridx = sel[run]
+                ridx = sel[_peel_edges(tq[sel], run, AUDIO_EDGE_GAP)]
                 n = len(np.unique(np.round(tq[ridx], 3)))
                 if n < MIN_AUDIO_MATCHES:
                     continue
@@ -440,6 +459,14 @@ def summarise(primary_key: str, segments: list[Segment], query_duration: float, 
 
 
 # --- the matcher -------------------------------------------------------------
+def query_views(fp: Fingerprint) -> list[Fingerprint]:
+    """The pictures a query offers: the whole frame, and a picture-in-picture inset if seen."""
+    views = [fp]
+    if fp.inset is not None and len(fp.inset):
+        views.append(replace(fp, visual=fp.inset, inset=None))
+    return views
+
+
 class Matcher:
     """Finds every library file a query fingerprint copies from."""
 
@@ -447,11 +474,16 @@ class Matcher:
         self.store = store
 
     def visual_candidates(self, library: str, fp: Fingerprint) -> list[str]:
-        if not fp.has_visual:
-            return []
+        votes: dict[str, float] = {}
+        for view in query_views(fp):
+            if view.has_visual:
+                self._vote(library, view, votes)
+        ranked = sorted((f for f, c in votes.items() if c >= MIN_VISUAL_VOTES), key=lambda f: -votes[f])
+        return ranked[:MAX_CANDIDATES]
+
+    def _vote(self, library: str, fp: Fingerprint, votes: dict[str, float]) -> None:
         v = fp.visual
         inf = v.informative
-        votes: dict[str, float] = {}
         for hashes in (v.hashes[inf], v.flipped[inf]):
             times = v.times[inf].astype(np.float64)
             terms = I.hashes2terms(hashes)  # (n, bands)
@@ -483,8 +515,6 @@ class Matcher:
                 full = dict(zip(bins.tolist(), c.tolist()))
                 best = max(full.get(b - 1, 0) + full.get(b, 0) + full.get(b + 1, 0) for b in full)
                 votes[f] = max(votes.get(f, 0), best)
-        ranked = sorted((f for f, c in votes.items() if c >= MIN_VISUAL_VOTES), key=lambda f: -votes[f])
-        return ranked[:MAX_CANDIDATES]
 
     def audio_hits(self, library: str, fp: Fingerprint) -> tuple[dict, list]:
         variants = I.audio_query_variants(fp)
@@ -529,7 +559,7 @@ class Matcher:
         a_segs = audio_segments(a_hits, variants, fp.duration, ref_durations)
         matches = []
         for f in set(vis_cands) | set(a_segs):
-            v_segs = align_visual(fp, refs[f]) if f in refs else []
+            v_segs = [seg for view in query_views(fp) for seg in align_visual(view, refs[f])] if f in refs else []
             segs = fuse(v_segs, a_segs.get(f, []))
             if segs:
                 matches.append(summarise(f, segs, fp.duration, ref_durations[f]))

@@ -245,6 +245,85 @@ def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | N
     return y0, y1, x0, x1
 
 
+# --- picture-in-picture ------------------------------------------------------
+#: A pixel is on a persistent edge when its gradient exceeds this (Sobel units,
+#: ~5 grey levels across the edge) in at least PIP_PERSIST of a chunk's frames.
+PIP_GRADIENT = 20.0
+PIP_PERSIST = 0.6
+#: An inset edge spans at least this fraction of the frame side.
+PIP_MIN_LINE = 0.2
+#: Insets are 20-80 % of the frame side, of about the frame's shape.
+PIP_MIN_SIZE, PIP_MAX_SIZE = 0.2, 0.8
+PIP_SHAPE_TOL = 1.3
+#: Line ends meet at a corner within this many pixels.
+PIP_CORNER = 6
+
+
+def _lines(persist: np.ndarray, min_len: int) -> list[tuple[int, int, int, float]]:
+    """Straight persistent edges along axis 1: (position, start, end, support)."""
+    on = persist > PIP_PERSIST
+    counts = on.sum(axis=1)
+    cand = np.nonzero(counts >= min_len)[0]
+    out = []
+    for band in np.split(cand, np.nonzero(np.diff(cand) > 1)[0] + 1) if len(cand) else []:
+        pos = int(band[np.argmax(counts[band])])
+        xs = np.nonzero(on[max(0, pos - 1) : pos + 2].any(axis=0))[0]
+        # longest run allowing 3-pixel gaps
+        runs = np.split(xs, np.nonzero(np.diff(xs) > 3)[0] + 1)
+        run = max(runs, key=len)
+        if len(run) >= min_len:
+            out.append((pos, int(run[0]), int(run[-1]) + 1, float(counts[band].max())))
+    return out
+
+
+def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of a picture-in-picture inset, or None.
+
+    An inset's border is a straight edge that stays put while both pictures
+    move; two such edges meeting at a corner (the other two may lie on the
+    frame's own border) bound the inset.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or len(frames) < 8:
+        return None
+    t, h, w = frames.shape
+    py = np.zeros((h, w), np.float32)
+    px = np.zeros((h, w), np.float32)
+    for f in frames:
+        g = cv2.GaussianBlur(f, (3, 3), 0).astype(np.float32)
+        py += np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)) > PIP_GRADIENT
+        px += np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)) > PIP_GRADIENT
+    py /= t
+    px /= t
+    hor = _lines(py, int(PIP_MIN_LINE * w))  # (y, x0, x1, support)
+    ver = _lines(px.T, int(PIP_MIN_LINE * h))  # (x, y0, y1, support)
+    best = None
+    c = PIP_CORNER
+    for y, hx0, hx1, hs in hor:
+        for x, vy0, vy1, vs in ver:
+            # the two edges must meet at one of the horizontal line's ends ...
+            if not (abs(x - hx0) <= c or abs(x - hx1) <= c):
+                continue
+            # ... and at one of the vertical line's ends
+            if not (abs(y - vy0) <= c or abs(y - vy1) <= c):
+                continue
+            x0, x1 = (x, hx1) if abs(x - hx0) <= c else (hx0, x)
+            y0, y1 = (y, vy1) if abs(y - vy0) <= c else (vy0, y)
+            bw, bh = (x1 - x0) / w, (y1 - y0) / h
+            if not (PIP_MIN_SIZE <= bw <= PIP_MAX_SIZE and PIP_MIN_SIZE <= bh <= PIP_MAX_SIZE):
+                continue
+            if max(bw / bh, bh / bw) > PIP_SHAPE_TOL:
+                continue
+            support = hs + vs
+            if best is None or support > best[0]:
+                best = (support, y0, y1, x0, x1)
+    if best is None:
+        return None
+    _, y0, y1, x0, x1 = best
+    # stay inside the edge smear (blur + Sobel spread it by ~2 px)
+    return y0 + 2, y1 - 1, x0 + 2, x1 - 1
+
+
 def crops2rasters(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     y0, y1, x0, x1 = box
     out = np.empty((len(frames), HASH_INPUT, HASH_INPUT), np.float32)
@@ -277,8 +356,23 @@ def concat_tracks(tracks: Iterable[VisualTrack]) -> VisualTrack:
     )
 
 
+def frames2inset(times: np.ndarray, frames: np.ndarray) -> VisualTrack:
+    """Hashes of a picture-in-picture inset in one chunk (empty if none)."""
+    box = inset_box(frames)
+    if box is None:
+        return VisualTrack.empty()
+    rasters = crops2rasters(frames, box)
+    hashes, flipped = rasters2hashes(rasters)
+    flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
+    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, np.where(flat, FLAG_FLAT, 0).astype(np.uint8))
+
+
 class VisualExtractor:
-    """Streaming: feed (time, grey frame); hashes are made per chunk."""
+    """Streaming: feed (time, grey frame); hashes are made per chunk.
+
+    ``finish()`` returns the main track; ``inset`` holds the hashes of a
+    picture-in-picture inset wherever one was seen (often empty).
+    """
 
     def __init__(self, chunk: int = BOX_CHUNK, aspect: float | None = None):
         self.chunk = chunk
@@ -286,7 +380,9 @@ class VisualExtractor:
         self._times: list[float] = []
         self._frames: list[np.ndarray] = []
         self._tracks: list[VisualTrack] = []
+        self._insets: list[VisualTrack] = []
         self._prior: dict = {}
+        self.inset: VisualTrack = VisualTrack.empty()
 
     def feed(self, t: float, frame: np.ndarray) -> None:
         self._times.append(t)
@@ -296,11 +392,14 @@ class VisualExtractor:
 
     def _flush(self) -> None:
         if self._frames:
-            self._tracks.append(frames2track(np.array(self._times), np.stack(self._frames), self._prior, self.aspect))
+            times, frames = np.array(self._times), np.stack(self._frames)
+            self._tracks.append(frames2track(times, frames, self._prior, self.aspect))
+            self._insets.append(frames2inset(times, frames))
             self._times, self._frames = [], []
 
     def finish(self) -> VisualTrack:
         self._flush()
+        self.inset = concat_tracks(self._insets)
         return concat_tracks(self._tracks)
 
 

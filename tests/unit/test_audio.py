@@ -14,7 +14,8 @@ import pytest
 from scipy.signal import resample
 
 from mediadna import audio as A
-from mediadna.fingerprint import AudioTrack
+from mediadna import index as I
+from mediadna.fingerprint import AudioTrack, Fingerprint
 
 RATE = 8000
 FPS = RATE / A.HOP  # STFT frames per second (31.25)
@@ -107,19 +108,54 @@ def test_music_after_silence_only_peaks_where_music_is():
 
 
 # --- peaks -------------------------------------------------------------------------
+def _struck(f0: float, start: float, amp: float, n: int, tau: float = 0.15) -> np.ndarray:
+    """A struck note: sharp onset at ``start`` (s), exponential decay."""
+    t = np.arange(n) / RATE
+    u = np.clip(t - start, 0.0, None)
+    env = (t >= start) * np.exp(-u / tau) * (1 - np.exp(-u / 0.003))
+    return amp * env * np.sin(2 * np.pi * f0 * t)
+
+
+def _floor(n: int, seed: int = 0) -> np.ndarray:
+    return 1e-3 * np.random.default_rng(seed).standard_normal(n)
+
+
 def test_peaks_basic_properties():
     x = melody(1)
     f, b = A.samples2peaks(x)
     assert f.dtype == np.uint32 and b.dtype == np.uint16
-    assert len(f) >= 8 * 12  # a busy melody: well over a few peaks per second
+    assert len(f) >= 8 * 12  # a busy melody: well over a few peaks per second (measured ~13/s)
     n_frames = 1 + (len(x) - A.N_FFT) // A.HOP
     assert f.max() < n_frames
     assert b.min() >= A.MIN_BIN and b.max() <= A.MAX_BIN
     # sorted by (frame, bin), no duplicates
     key = f.astype(np.int64) * 1000 + b
     assert np.all(np.diff(key) > 0)
-    # the density cap holds in every one-second block
-    assert np.bincount((f / FPS).astype(int)).max() <= A.PEAKS_PER_SECOND
+    assert np.bincount(f).max() <= A.PEAKS_PER_FRAME
+
+
+def test_peaks_per_frame_cap_holds_on_dense_input():
+    """Loud white noise has local maxima everywhere: the cap is reached in most
+    frames and never exceeded."""
+    x = (0.5 * np.random.default_rng(1).standard_normal(10 * RATE)).astype(np.float32)
+    f, _ = A.samples2peaks(x)
+    per_frame = np.bincount(f)
+    assert per_frame.max() == A.PEAKS_PER_FRAME
+    assert np.mean(per_frame == A.PEAKS_PER_FRAME) >= 0.5  # measured ~0.8
+
+
+def test_cap_keeps_the_strongest_peaks():
+    """Five notes struck together, 40 bins apart (outside each other's mask):
+    only the PEAKS_PER_FRAME loudest are picked."""
+    n = 3 * RATE
+    bins = [20, 60, 100, 140, 180]
+    amps = [0.05, 0.3, 0.1, 0.4, 0.2]
+    x = sum(_struck(k * RATE / A.N_FFT, 1.0, a, n) for k, a in zip(bins, amps)) + _floor(n)
+    f, b = A.samples2peaks(x.astype(np.float32))
+    loudest = sorted(k for _, k in sorted(zip(amps, bins))[-A.PEAKS_PER_FRAME :])
+    assert len(f) > 0
+    assert sorted(set(b.tolist())) == loudest
+    assert np.all(np.abs(f / FPS - 1.0) <= 2 / FPS)  # at the onset only
 
 
 def test_peaks_are_deterministic_and_frame_offset_shifts_them():
@@ -134,19 +170,72 @@ def test_peaks_are_deterministic_and_frame_offset_shifts_them():
     assert np.array_equal(h1, h2) and np.array_equal(t1, t2)
 
 
-def test_peaks_follow_the_notes():
-    """A pure tone gives its peaks at the tone's bin."""
+def test_peaks_mark_the_onsets_of_notes():
+    """Five smooth 0.2 s bursts of 1 kHz, 0.8 s apart: every peak is at the
+    tone's bin and on a burst's rising half (the masking threshold rejects the
+    decaying half), at most a few per burst."""
     t = np.arange(4 * RATE) / RATE
     env = np.zeros(len(t))
     m = int(0.2 * RATE)
     starts = np.arange(0.1, 3.8, 0.8)
-    for s in starts:  # five smooth 0.2 s bursts of 1 kHz
+    for s in starts:
         env[int(s * RATE) : int(s * RATE) + m] = np.hanning(m)
-    x = 0.5 * env * np.sin(2 * np.pi * 1000.0 * t) + 1e-3 * np.random.default_rng(0).standard_normal(len(t))
+    x = 0.5 * env * np.sin(2 * np.pi * 1000.0 * t) + _floor(len(t))
     f, b = A.samples2peaks(x.astype(np.float32))
-    assert b.tolist() == [64] * 5  # 1000 Hz / 15.625 Hz per bin
-    # one peak per burst, at its loudest frame (the burst's middle)
-    assert np.allclose(f * A.HOP / RATE, starts + 0.1, atol=2 * A.HOP / RATE)
+    assert set(b.tolist()) == {64}  # 1000 Hz / 15.625 Hz per bin
+    win_start = f * A.HOP / RATE  # a frame's time is its window's start
+    burst = np.searchsorted(starts, win_start + A.N_FFT / RATE) - 1
+    assert np.all(burst >= 0)
+    per_burst = np.bincount(burst, minlength=len(starts))
+    assert len(per_burst) == len(starts) and per_burst.min() >= 1 and per_burst.max() <= 4, per_burst
+    # the window overlaps the burst's rising half (burst start .. its maximum)
+    assert np.all(win_start >= starts[burst] - A.N_FFT / RATE)
+    assert np.all(win_start <= starts[burst] + 0.1)
+
+
+def test_struck_note_gives_its_onset_only():
+    n = 4 * RATE
+    f, b = A.samples2peaks((_struck(1000.0, 1.0, 0.5, n) + _floor(n)).astype(np.float32))
+    assert set(b.tolist()) == {64}
+    assert 1 <= len(f) <= 2
+    assert np.all(np.abs(f / FPS - 1.0) <= 2 / FPS)
+
+
+@pytest.mark.parametrize(
+    "delay, df_hz, amp, masked",
+    [
+        (0.1, 50.0, 0.1, True),  # -14 dB, 3 bins away, just after: inside the mask
+        (0.1, 400.0, 0.05, True),  # 26 bins away: still under the spread mask
+        (0.1, 600.0, 0.05, False),  # 38 bins away: beyond the mask's reach
+        (3.0, 50.0, 0.1, False),  # 3 s later the mask has decayed by ~28 dB
+        (0.3, 0.0, 0.5, False),  # the same note struck again at full level
+    ],
+)
+def test_masking_of_a_quiet_note_after_a_loud_one(delay, df_hz, amp, masked):
+    n = 6 * RATE
+    x = _struck(1000.0, 1.0, 0.5, n) + _struck(1000.0 + df_hz, 1.0 + delay, amp, n) + _floor(n)
+    f, b = A.samples2peaks(x.astype(np.float32))
+    late = np.abs(f / FPS - (1.0 + delay)) <= 3 / FPS
+    target = int(round((1000.0 + df_hz) * A.N_FFT / RATE))
+    found = bool(np.any(late & (np.abs(b.astype(int) - target) <= 1)))
+    assert found != masked, list(zip(f.tolist(), b.tolist()))
+    # the loud note's onset is always there
+    assert np.any((np.abs(f / FPS - 1.0) <= 2 / FPS) & (b == 64))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: a perfectly steady tone exceeds the previous frame's mask "
+    "(decayed by MASK_DECAY_DB) in every frame, so it yields a peak per frame, not only "
+    "its onset as the audio.py docstring says; steady pads/hum then crowd the per-frame "
+    "cap and their repeated landmarks are removed by drop_repeated",
+)
+def test_steady_tone_gives_its_onset_only():
+    n = 4 * RATE
+    t = np.arange(n) / RATE
+    x = 0.5 * np.sin(2 * np.pi * 1000.0 * t) * ((t >= 0.5) & (t < 3.0)) + _floor(n)
+    f, b = A.samples2peaks(x.astype(np.float32))
+    assert np.sum(b == 64) <= 4
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -155,9 +244,11 @@ def test_volume_change_keeps_nearly_the_same_peaks(seed):
     ref = peak_set(*A.samples2peaks(x))
     quiet = peak_set(*A.samples2peaks(x * 0.3))
     loud = peak_set(*A.samples2peaks(np.clip(x * 1.2, -1, 1)))
+    # measured: quiet keeps 0.98-1.0 of the peaks and adds none, loud keeps all
     assert len(ref & quiet) >= 0.95 * len(ref)
     assert len(ref & quiet) >= 0.95 * len(quiet)
     assert len(ref & loud) >= 0.95 * len(ref)
+    assert len(ref & loud) >= 0.95 * len(loud)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -165,12 +256,16 @@ def test_noise_at_10db_snr_keeps_a_good_fraction_of_landmarks(seed):
     x = melody(seed)
     hr, tr = landmarks(x)
     hq, tq = landmarks(add_noise(x, 10.0))
+    # Noise adds peaks of its own in the gaps (the query has ~2.5x the
+    # landmarks), so the query-side fraction is the lower one.  Measured over
+    # seeds 0-5 and three noise seeds: query side 0.21-0.50, reference side
+    # 0.48-0.77.
     kept = offset_matches(hr, tr, hq, tq, offset=0.0, tol=0.5)
     kept_ref = offset_matches(hq, tq, hr, tr, offset=0.0, tol=0.5)
-    assert kept >= 0.2 and kept_ref >= 0.2, (kept, kept_ref)
-    # an unrelated melody with the same noise shares almost nothing at offset 0
+    assert kept >= 0.15 and kept_ref >= 0.4, (kept, kept_ref)
+    # an unrelated melody with the same noise shares nothing at offset 0 (measured 0)
     hu, tu = landmarks(add_noise(melody(seed + 50), 10.0))
-    assert offset_matches(hr, tr, hu, tu, offset=0.0, tol=0.5) <= 0.02
+    assert offset_matches(hr, tr, hu, tu, offset=0.0, tol=0.5) <= 0.01
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -180,14 +275,18 @@ def test_one_second_shift_keeps_hashes_at_a_constant_offset(seed):
     hq, tq = landmarks(x[RATE:])  # the copy starts 1 s into the original
     # 1 s = 31.25 STFT frames: not a whole hop, peaks re-quantise by <= 1 frame
     frac = offset_matches(hr, tr, hq, tq, offset=FPS, tol=1.0)
-    assert frac >= 0.3, frac
-    # and nearly every hash hit agrees on that one offset
+    assert frac >= 0.4, frac  # measured 0.58-0.68
+    # the hash hits pile up on that one offset (31 or 32 frames, rarely 30);
+    # the rest are chance collisions of a melody's repeated intervals, spread thin
     order = np.argsort(hr, kind="stable")
     hs = hr[order]
     lo, hi = np.searchsorted(hs, hq, "left"), np.searchsorted(hs, hq, "right")
     diffs = np.concatenate([tr[order[a:b]] - t for a, b, t in zip(lo, hi, tq)])
-    assert len(diffs) > 50
-    assert np.mean(np.abs(diffs - FPS) <= 1.0) >= 0.9
+    assert len(diffs) > 100
+    near = np.abs(diffs - FPS) <= 1.5
+    assert np.mean(near) >= 0.8, np.mean(near)  # measured 0.87-0.98
+    _, other = np.unique(np.round(diffs[~near]), return_counts=True)
+    assert other.max(initial=0) <= 0.05 * len(diffs)
     # a wrong offset finds next to nothing
     assert offset_matches(hr, tr, hq, tq, offset=FPS + 10, tol=1.0) <= 0.02
 
@@ -197,6 +296,7 @@ def test_shift_by_whole_hops_keeps_peaks_exactly_shifted():
     f, b = A.samples2peaks(x)
     fq, bq = A.samples2peaks(x[32 * A.HOP :])
     shifted = peak_set(fq.astype(np.int64) + 32, bq)
+    # only peaks near the cut (missing mask history) may differ; measured 0.92-0.99
     assert len(shifted & peak_set(f, b)) >= 0.85 * len(shifted)
 
 
@@ -233,14 +333,17 @@ def test_extractor_first_time_offsets_frames():
 
 @pytest.fixture
 def small_blocks(monkeypatch):
+    """Blocks as short as allowed: 4 margins (~16.4 s), advancing by ~8.2 s."""
     monkeypatch.setattr(A, "BLOCK_SECONDS", 3.0)
-    return 3.0
+    block = A.AudioExtractor(RATE).block / RATE
+    assert block < 20.0
+    return block
 
 
 def test_extractor_blocks_do_not_depend_on_chunking(small_blocks):
-    """Signal 20 s, blocks 3 s: the peaks are a function of the audio only, not
-    of how the decoder happened to cut it into chunks."""
-    x = melody(5, 20.0)
+    """Signal 40 s, several blocks: the peaks are a function of the audio only,
+    not of how the decoder happened to cut it into chunks."""
+    x = melody(5, 40.0)
     whole_feed = _stream(x, None)
     for seed, max_chunk in ((1, 3000), (2, 300), (3, 40000)):
         tr = _stream(x, seed, max_chunk)
@@ -249,30 +352,32 @@ def test_extractor_blocks_do_not_depend_on_chunking(small_blocks):
 
 
 def test_extractor_over_several_blocks_matches_whole_signal(small_blocks):
-    """Several blocks, fed in random chunks.  Each block estimates its own
-    spectral floor (memory stays flat), so peaks near the 12 dB threshold may
-    differ from a whole-signal pass; the stitching itself must lose nothing:
-    sorted, no duplicates, no gap at block boundaries, and most peaks and
-    landmarks identical to the whole-signal pass at offset 0."""
-    x = melody(6, 20.0)
-    f, b = A.samples2peaks(x)
-    tr = _stream(x, 7)
-    key = tr.frames.astype(np.int64) * 1000 + tr.bins
-    assert np.all(np.diff(key) > 0)
-    n_frames = 1 + (len(x) - A.N_FFT) // A.HOP
-    assert tr.frames.max() < n_frames
-    # every second keeps most of its peaks (no block boundary swallowed any)
-    seconds = int(np.ceil(n_frames / FPS))
-    per_second = np.bincount((tr.frames / FPS).astype(int), minlength=seconds)
-    whole_per_second = np.bincount((f / FPS).astype(int), minlength=seconds)
-    assert len(per_second) == seconds
-    assert np.all(per_second >= 0.5 * whole_per_second), (per_second, whole_per_second)
-    whole, streamed = peak_set(f, b), peak_set(tr.frames, tr.bins)
-    assert len(whole & streamed) >= 0.5 * len(whole)
-    assert abs(len(streamed) - len(whole)) <= 0.15 * len(whole)
-    hr, tr_ = A.peaks2landmarks(f, b)
-    hs, ts = A.peaks2landmarks(tr.frames, tr.bins)
-    assert offset_matches(hr, tr_, hs, ts, offset=0.0, tol=0.0) >= 0.25
+    """Several blocks, fed in random chunks.  A block's first MARGIN frames
+    are discarded (their masking history is incomplete) and re-done by the next
+    block with 128 frames (~4 s, ~38 dB of mask decay) of history, so the
+    stitched peaks agree with a whole-signal pass: sorted, no duplicates, no
+    gap at block boundaries.  Measured: identical on these signals, including
+    a level jumping by 30 dB every 7 s."""
+    ax = A.AudioExtractor(RATE)
+    x = melody(6, 40.0)
+    gain = np.where((np.arange(len(x)) // (7 * RATE)) % 2 == 0, 1.0, 0.03)
+    for signal in (x, (x * gain).astype(np.float32)):
+        assert len(signal) > 2 * ax.block  # at least three blocks
+        f, b = A.samples2peaks(signal)
+        tr = _stream(signal, 7)
+        key = tr.frames.astype(np.int64) * 1000 + tr.bins
+        assert np.all(np.diff(key) > 0)
+        n_frames = 1 + (len(signal) - A.N_FFT) // A.HOP
+        assert tr.frames.max() < n_frames
+        # every second keeps its peaks (no block boundary swallowed any)
+        seconds = int(np.ceil(n_frames / FPS))
+        per_second = np.bincount((tr.frames / FPS).astype(int), minlength=seconds)
+        whole_per_second = np.bincount((f / FPS).astype(int), minlength=seconds)
+        assert len(per_second) == seconds
+        assert np.all(per_second >= 0.9 * whole_per_second), (per_second, whole_per_second)
+        whole, streamed = peak_set(f, b), peak_set(tr.frames, tr.bins)
+        assert len(whole & streamed) >= 0.98 * len(whole)
+        assert len(whole & streamed) >= 0.98 * len(streamed)
 
 
 def test_extractor_empty_and_tiny_inputs():
@@ -318,14 +423,147 @@ def test_landmarks_of_resampled_copy_recovered_by_matching_scale():
 
     right = score(1.05, 1 / 1.05)
     unscaled = score(1.0, 1.0)
-    assert right >= 0.15, right  # rounding of scaled peaks to the grid costs some
-    assert unscaled <= 0.03
+    # rounding of scaled peaks to the grid costs some; measured 0.36-0.43 (seeds 0-2, 7)
+    assert right >= 0.25, right
+    assert unscaled <= 0.03  # measured 0-0.002
     assert right >= 5 * max(unscaled, 0.01)
-    # among the scales a query tries (1 % steps), the true one wins
+    # among the scales a query tries (1 % steps), the true one wins clearly
+    # (measured: neighbours at most 0.10, i.e. right >= 4x)
     for s in (1.03, 1.04, 1.06, 1.07):
-        assert right > score(s, 1 / s)
+        assert right > 2.5 * score(s, 1 / s), s
     # speed alone (pitch kept) is the wrong model for a resampled copy
     assert right > 3 * score(1.05, 1.0)
+
+
+# --- repeated landmarks (loops) ------------------------------------------------------
+def drum_loop(seconds: float, period: float = 0.5, seed: int = 3) -> np.ndarray:
+    """The same drum hit (a pitch-dropping 180 Hz thump plus a noise snap)
+    every ``period`` seconds, mastered like the melodies."""
+    rng = np.random.default_rng(seed)
+    m = 1200
+    tt = np.arange(m) / RATE
+    hit = (0.6 * np.sin(2 * np.pi * 180 * tt * (1 - 0.3 * tt / tt[-1])) + 0.4 * rng.standard_normal(m) * np.exp(-tt / 0.01)) * np.exp(-tt / 0.04)
+    n = int(seconds * RATE)
+    out = np.zeros(n)
+    for s in np.arange(0.0, seconds - 0.2, period):
+        i = int(round(s * RATE))
+        out[i : i + m] += hit[: n - i]
+    return (0.8 * out / np.abs(out).max()).astype(np.float32)
+
+
+def beep_loop(seconds: float, period: float = 0.5) -> np.ndarray:
+    """A 80 ms 1 kHz beep every ``period`` seconds."""
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    env = np.zeros(n)
+    m = int(0.08 * RATE)
+    for s in np.arange(0.25, seconds - 0.1, period):
+        i = int(round(s * RATE))
+        env[i : i + m] = np.hanning(m)
+    return (0.8 * env * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+
+
+def test_drop_repeated_limit():
+    """A hash is kept while it occurs at most max(MIN_REPEATS,
+    MAX_REPEATS_PER_MINUTE per minute) times in the file, and dropped entirely
+    (every occurrence) above that."""
+    few, many, other = 7, 9, 11
+    short_limit = A.MIN_REPEATS
+    hashes = np.array([few] * short_limit + [many] * (short_limit + 1) + [other], np.uint32)
+    times = np.arange(len(hashes), dtype=np.float32)
+    h, t = A.drop_repeated(hashes, times, duration=10.0)
+    assert h.dtype == np.uint32 and t.dtype == np.float32
+    assert h.tolist() == [few] * short_limit + [other]
+    assert t.tolist() == list(range(short_limit)) + [len(hashes) - 1]  # times stay paired with their hash
+    # in a 10-minute file the limit is MAX_REPEATS_PER_MINUTE * 10
+    long_limit = A.MAX_REPEATS_PER_MINUTE * 10
+    assert long_limit > short_limit + 1
+    hashes = np.array([few] * long_limit + [many] * (long_limit + 1), np.uint32)
+    h, _ = A.drop_repeated(hashes, np.zeros(len(hashes), np.float32), duration=600.0)
+    assert set(h.tolist()) == {few} and len(h) == long_limit
+    h, t = A.drop_repeated(np.zeros(0, np.uint32), np.zeros(0, np.float32), 10.0)
+    assert len(h) == len(t) == 0
+
+
+@pytest.mark.parametrize("loop", ["drum", "beep"])
+def test_drop_repeated_removes_a_loop_and_keeps_a_melody(loop):
+    seconds = 20.0
+    x = drum_loop(seconds) if loop == "drum" else beep_loop(seconds)
+    h, t = landmarks(x)
+    hk, _ = A.drop_repeated(h, t, seconds)
+    assert len(h) > 150
+    assert len(hk) <= 0.2 * len(h), (len(hk), len(h))  # measured: 93-94 % removed
+    limit = max(A.MIN_REPEATS, int(A.MAX_REPEATS_PER_MINUTE * seconds / 60))
+    _, counts = np.unique(hk, return_counts=True)
+    assert counts.max(initial=0) <= limit
+    # a melody's landmarks are (nearly) all distinct enough to stay (measured 99-100 %)
+    for seed in (0, 6):
+        hm, tm = landmarks(melody(seed, seconds))
+        assert len(A.drop_repeated(hm, tm, seconds)[0]) >= 0.97 * len(hm)
+
+
+@pytest.mark.parametrize("loop, level, max_ratio", [("beep", 0.5, 0.25), ("drum", 1.0, 0.5)])
+def test_drop_repeated_removes_shared_loop_evidence_between_unrelated_songs(loop, level, max_ratio):
+    """Two unrelated melodies over the same loop: the loop's repeated
+    landmarks make them agree at one offset.  drop_repeated takes most of that
+    false evidence away (measured votes at the best offset: beep 102 -> 6, drum
+    43 -> 15; in a mix the loop's peaks pair with the melody's, so fewer of its
+    hashes repeat exactly than for the loop alone) and leaves each melody's own
+    landmarks untouched."""
+    seconds = 20.0
+    x = beep_loop(seconds) if loop == "beep" else drum_loop(seconds)
+
+    def mix(seed):
+        y = level * x + melody(seed, seconds)
+        return (0.8 * y / np.abs(y).max()).astype(np.float32)
+
+    def best_votes(h1, t1, h2, t2):
+        order = np.argsort(h1, kind="stable")
+        hs = h1[order]
+        lo, hi = np.searchsorted(hs, h2, "left"), np.searchsorted(hs, h2, "right")
+        d = np.concatenate([t1[order[a:b]] - t for a, b, t in zip(lo, hi, t2)] + [np.zeros(0, np.float32)])
+        return int(np.unique(np.round(d), return_counts=True)[1].max(initial=0))
+
+    ha, ta = landmarks(mix(0))
+    hb, tb = landmarks(mix(1))
+    hak, tak = A.drop_repeated(ha, ta, seconds)
+    hbk, tbk = A.drop_repeated(hb, tb, seconds)
+    before, after = best_votes(ha, ta, hb, tb), best_votes(hak, tak, hbk, tbk)
+    assert before >= 30 and after <= max_ratio * before, (before, after)
+    # the melody is found in the filtered mix as well as without the filter,
+    # and far above the shared-loop evidence
+    hm, tm = landmarks(melody(0, seconds))
+    with_filter = offset_matches(hak, tak, hm, tm, offset=0.0, tol=0.0)
+    assert with_filter >= 0.98 * offset_matches(ha, ta, hm, tm, offset=0.0, tol=0.0)
+    assert best_votes(hm, tm, hak, tak) >= 10 * after
+
+
+def _audio_fp(x: np.ndarray) -> Fingerprint:
+    f, b = A.samples2peaks(x)
+    return Fingerprint(duration=len(x) / RATE, sha256="", media_type="audio", params={"audio_rate": RATE}, audio=AudioTrack(f, b))
+
+
+def test_index_does_not_post_a_loop():
+    seconds = 20.0
+    loop_fp = _audio_fp(drum_loop(seconds))
+    raw, _ = A.peaks2landmarks(loop_fp.audio.frames, loop_fp.audio.bins)
+    posted = I.fingerprint2postings(loop_fp)
+    assert len(raw) > 150
+    assert len(posted.audio_keys) <= 0.2 * len(raw)
+    _, counts = np.unique(posted.audio_keys, return_counts=True)
+    assert counts.max(initial=0) <= A.MIN_REPEATS
+    # ... and a query made of the loop looks up as little, at every scale
+    for ts, fs, h, _ in I.audio_query_variants(loop_fp):
+        assert len(h) <= 0.25 * len(raw), (ts, fs, len(h))
+    # a melody is posted in full, at its anchor times in seconds
+    mel_fp = _audio_fp(melody(0, seconds))
+    h, frames = A.peaks2landmarks(mel_fp.audio.frames, mel_fp.audio.bins)
+    posted = I.fingerprint2postings(mel_fp)
+    assert len(posted.audio_keys) >= 0.97 * len(h)
+    assert posted.audio_keys.dtype == np.uint32 and posted.audio_times.dtype == np.float32
+    assert set(zip(posted.audio_keys.tolist(), np.round(posted.audio_times, 4).tolist())) <= set(
+        zip(h.tolist(), np.round((frames * A.HOP / RATE).astype(np.float32), 4).tolist())
+    )
 
 
 def test_frames2seconds():
