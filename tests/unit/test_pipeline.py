@@ -18,16 +18,17 @@ import jsonschema
 import pytest
 
 from mediadna import synth
-from mediadna.errors import LibraryError
 from mediadna.fingerprint import FINGERPRINT_NAME, FINGERPRINT_VERSION, Fingerprint
 from mediadna.pipeline import SAVE_TYPES, DirectoryPublisher, Engine, compare, load_input
 from mediadna.schemas import validate
 from mediadna.store import SQLiteStore
 
 LIB = "lib"
-#: The near-identical copy of ref_a: a low-quality re-encode (same params as
-#: the reencode case of test_transforms, so the cached copy is shared).
+#: The near-identical copy of ref_a: a low-quality re-encode, and a 10 s
+#: excerpt of ref_a spliced into unrelated footage (same params as the cases
+#: of test_transforms, so the cached copies are shared).
 NEAR_COPY = ("reencode", {"crf": 36})
+EMBED_COPY = ("embed", {"length": 10.0, "at": 4.0, "start": 6.0, "host_kind": "texture", "host_seed": 4242})
 
 
 # --- fixtures and helpers ------------------------------------------------------------
@@ -47,6 +48,12 @@ def engine(store) -> Engine:
 @pytest.fixture(scope="module")
 def near_copy(make_copy) -> Path:
     name, params = NEAR_COPY
+    return make_copy(name, **params)
+
+
+@pytest.fixture(scope="module")
+def embed_copy(make_copy) -> Path:
+    name, params = EMBED_COPY
     return make_copy(name, **params)
 
 
@@ -167,11 +174,12 @@ def test_invalid_key_fails_cleanly(engine, store, fingerprint_of, ref_a):
     assert keys(store) == []
 
 
-def test_reingesting_the_same_file_under_the_same_key_is_idempotent(engine, store, ref_a):
+def test_reingesting_the_same_file_under_the_same_key_is_idempotent(engine, store, ref_a, fingerprint_of):
     first = run(engine, ref_a, save_type="onlysave", primary_key="k")
     created = store.get_file(LIB, "k")
     for save_type in ("onlysave", "save", "forcesave"):
-        r = run(engine, ref_a, save_type=save_type, primary_key="k")
+        # the same file again (its cached fingerprint: same bytes, same hash)
+        r = run(engine, fingerprint_of(ref_a), save_type=save_type, primary_key="k")
         assert r["status"] == "succeeded", (save_type, r["error"])
         if save_type == "save":  # an exact duplicate of "k": nothing to store
             assert r["duplicate"] and not r["stored"] and r["matches"][0]["primary_key"] == "k"
@@ -285,24 +293,24 @@ def test_results_are_published(store, fingerprint_of, ref_a, tmp_path):
 
 
 # --- duplicate rule and library settings -----------------------------------------------------
-def test_library_threshold_decides_duplicate(store, fingerprint_of, ref_a, near_copy):
-    """The same matches are a duplicate or not depending on the library's settings."""
+def test_library_min_segment_decides_duplicate(store, fingerprint_of, ref_a, embed_copy):
+    """A 10 s excerpt in a 20 s upload: a duplicate for a 3 s minimum segment, not for 12 s."""
     engine = Engine(store)
-    store.create_library("strict", threshold=1.0, min_segment_seconds=3.0)
-    store.create_library("long", threshold=0.5, min_segment_seconds=25.0)
-    for lib in (LIB, "strict", "long"):
-        run(engine, fingerprint_of(ref_a), library=lib, save_type="onlysave")
+    store.create_library("long", threshold=0.5, min_segment_seconds=12.0)
+    truth = synth.read_truth(embed_copy)
+    copied = truth["query_end"] - truth["query_start"]
+    assert copied == pytest.approx(10.0, abs=0.1)
     verdict = {}
-    for lib in (LIB, "strict", "long"):
-        r = run(engine, fingerprint_of(near_copy), library=lib)
-        assert match_keys(r) == ["ref_a.mp4"]
-        assert r["threshold"] == store.get_library(lib).threshold
-        verdict[lib] = (r["duplicate"], r["matches"][0]["similarity"])
-    assert verdict[LIB][0] is True
-    # "strict" asks for similarity 1.0; "long" for a 25 s segment, but a
-    # query of 20 s needs only SHORT_QUERY_FRACTION of its length (16 s)
-    assert verdict["strict"][0] == (verdict["strict"][1] >= 1.0)
-    assert verdict["long"][0] is True
+    for lib in (LIB, "long"):
+        run(engine, fingerprint_of(ref_a), library=lib, save_type="onlysave")
+        r = run(engine, fingerprint_of(embed_copy), library=lib)
+        assert match_keys(r)[:1] == ["ref_a.mp4"], r["matches"]
+        best = r["matches"][0]
+        longest = max(sg["query_end"] - sg["query_start"] for sg in best["segments"])
+        assert abs(longest - copied) <= 1.0
+        assert best["similarity"] >= 0.5
+        verdict[lib] = r["duplicate"]
+    assert verdict == {LIB: True, "long": False}
 
 
 # --- compare -------------------------------------------------------------------------------
@@ -357,9 +365,10 @@ def test_compare_image_with_its_resized_copy(images):
 
 
 @pytest.mark.parametrize("which", ["source", "target"])
-def test_compare_bad_input_fails(ref_a, bad_inputs, which):
+def test_compare_bad_input_fails(images, bad_inputs, which):
+    good = images["still"]
     for kind, code in (("missing", "input_not_found"), ("empty", "input_empty"), ("not_media", "not_media")):
-        args = (bad_inputs[kind], ref_a) if which == "source" else (ref_a, bad_inputs[kind])
+        args = (bad_inputs[kind], good) if which == "source" else (good, bad_inputs[kind])
         env = envelope(*args)
         assert env["status"] == "failed" and env["match"] is False
         assert env["error"]["code"] == code
@@ -376,10 +385,6 @@ def test_compare_schema_rejects_bad_envelopes(images):
 
 
 # --- .mdna fingerprints -----------------------------------------------------------------------
-def _comparable(r: dict) -> list[dict]:
-    return r["matches"]
-
-
 def test_mdna_round_trip_gives_the_same_matches(engine, store, ref_a, ref_b, unrelated, near_copy, fingerprint_of, tmp_path):
     for ref in (ref_a, ref_b, unrelated):
         run(engine, fingerprint_of(ref), save_type="save")
@@ -419,9 +424,3 @@ def test_mdna_of_another_version_is_refused(engine, store, fingerprint_of, ref_a
     missing = run(engine, tmp_path / "gone.mdna", save_type="save")
     assert missing["error"]["code"] == "input_not_found"
     assert keys(store) == []
-
-
-def test_store_errors_are_library_errors(store):
-    """Sanity for the fixtures above: the SQLite store refuses unknown keys."""
-    with pytest.raises(LibraryError):
-        store.get_file(LIB, "nothing")
