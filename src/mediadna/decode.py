@@ -84,6 +84,22 @@ def _check_local(source: str | os.PathLike) -> int:
     return size
 
 
+#: Leading bytes of common containers: ISO-BMFF/QuickTime box types at offset 4, then
+#: signatures at offset 0 (Matroska/WebM, RIFF (WAV/AVI/WebP), Ogg, FLAC, MP3 ID3, FLV).
+_BOX_TYPES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")
+_SIGNATURES = (b"\x1aE\xdf\xa3", b"RIFF", b"OggS", b"fLaC", b"ID3", b"FLV\x01")
+
+
+def _looks_like_media(source: str | os.PathLike) -> bool:
+    """Does the file start like a media container (so a failed open means damage)?"""
+    try:
+        with open(source, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[4:8] in _BOX_TYPES or head.startswith(_SIGNATURES)
+
+
 def open_container(source: str | os.PathLike):
     """Open a local path or http(s) URL, mapping FFmpeg errors to clear codes."""
     size = 0
@@ -94,9 +110,15 @@ def open_container(source: str | os.PathLike):
     else:
         size = _check_local(source)
     name = str(source) if is_url(source) else Path(source).name
+    # A local path goes to FFmpeg absolute: a relative name with a colon
+    # ("a:b.mp4", "concat:x.mp4") would otherwise be taken for a protocol.
+    target = str(source) if is_url(source) else os.path.abspath(source)
     try:
-        container = av.open(str(source), "r", options=options, timeout=NETWORK_TIMEOUT_SECONDS)
+        container = av.open(target, "r", options=options, timeout=NETWORK_TIMEOUT_SECONDS)
     except av.error.InvalidDataError:
+        if not is_url(source) and _looks_like_media(source):
+            # e.g. an MP4 cut short before its index (moov) was written
+            raise MediaError(CORRUPT, f"{name} is a damaged or truncated media file") from None
         raise MediaError(NOT_MEDIA, f"{name} is not a recognised audio, video or image file") from None
     except (av.error.HTTPNotFoundError, FileNotFoundError):
         raise MediaError(NOT_FOUND, f"cannot open {name}: not found") from None
@@ -382,9 +404,10 @@ def frame2gray(frame, size: int) -> np.ndarray:
     if frame.format.name in _Y_FORMATS:
         plane = frame.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
-        if y.shape[0] > 2 * size and y.shape[1] > 2 * size:
+        if y.shape[0] >= size and y.shape[1] >= size:
             # bilinear to twice the target, then an exact 2x area average:
-            # ~10x cheaper than one area resize from HD, same raster to a bit
+            # several times cheaper than one fractional area resize, and the
+            # same raster to within a grey level
             y = cv2.resize(y, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
         if frame.color_range == 2 or frame.format.name.startswith("yuvj") or frame.format.name == "gray":
             return cv2.resize(y, (size, size), interpolation=cv2.INTER_AREA)

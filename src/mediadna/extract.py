@@ -27,6 +27,7 @@ PARAMS = {
     "peak_picker": "masking",
     "mask_decay_db": A.MASK_DECAY_DB,
     "mask_width": A.MASK_WIDTH,
+    "mask_margin_db": A.MASK_MARGIN_DB,
     "peaks_per_frame": A.PEAKS_PER_FRAME,
     "fan_out": A.FAN_OUT,
 }
@@ -82,7 +83,7 @@ def media2fingerprint(
 
 
 def _observed_duration(fp: Fingerprint, declared: float) -> float:
-    """Containers sometimes lie about duration; trust what decoded when larger."""
+    """The container's duration, or what decoded when it declares none."""
     seen = 0.0
     if fp.visual is not None and len(fp.visual):
         seen = max(seen, float(fp.visual.times[-1]) + 1.0 / D.SAMPLE_FPS)

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import logging
+
 import numpy as np
 
 from . import index as I
 from .fingerprint import Fingerprint
 from .store.base import LibraryStore
 from .visual import hamming
+
+log = logging.getLogger(__name__)
 
 # --- candidate retrieval ------------------------------------------------------
 #: Offset bin of candidate votes (seconds).
@@ -66,9 +70,14 @@ AUDIO_BIN = 0.064
 #: A landmark offset peak needs this many matching landmarks (random hits in
 #: a 20-bit space rarely line up more than 2-3 times).
 MIN_AUDIO_MATCHES = 8
-#: Landmark hit ratio (matched / query landmarks in the span) that counts as
-#: a full-strength audio match; lossy noisy copies keep 5-30 %.
-AUDIO_FULL_RATIO = 0.15
+#: Share of the query's landmark anchors in a span found on the line that counts as
+#: a full-strength audio match; noisy lossy excerpts keep 20-80 %, chance lines < 15 %.
+AUDIO_FULL_RATIO = 0.3
+#: Consistent landmarks needed for full certainty: chance lines in a large
+#: library reach ~12-15 over a long span, a noisy 2 s excerpt of the right
+#: file 10-25 over a short one; certainty ramps from AUDIO_CERTAIN_FROM.
+AUDIO_CERTAIN_FROM = 5
+AUDIO_CERTAIN_SPAN = 10.0
 AUDIO_GAP = 5.0
 #: Like EDGE_GAP for audio: a run's first and last matched anchor times need
 #: another one this close (s), or a lone chance hit up to AUDIO_GAP beyond
@@ -384,9 +393,10 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
                 qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
                 in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
                 ratio = n / max(in_span, 1)
+                log.debug("audio line %s scale=%.2f offset=%.2f n=%d span=%d ratio=%.3f q=[%.1f,%.1f]", fkey, ts, offset, n, in_span, ratio, qs, qe)
                 strength = min(1.0, ratio / AUDIO_FULL_RATIO)
-                certainty = min(1.0, (n - MIN_AUDIO_MATCHES + 4) / 20.0)
-                score = float(strength * (0.5 + 0.5 * certainty))
+                certainty = min(1.0, max(0.0, (n - AUDIO_CERTAIN_FROM) / AUDIO_CERTAIN_SPAN))
+                score = float(strength * certainty)
                 rs, re = ts * qs + offset, ts * qe + offset
                 rdur = ref_durations.get(fkey) or re
                 rs, re = max(0.0, rs), min(rdur, re)

@@ -200,6 +200,44 @@ def _snap_fill(a: int, b: int, edge: np.ndarray, expected: list[float] | None, r
     return best[1], best[2]
 
 
+#: A still's bar is a run of rows (columns) of one solid colour: each within
+#: this std (grey levels) and within STILL_BAR_DRIFT of the outermost one.
+STILL_BAR_STD = 2.0
+STILL_BAR_DRIFT = 3.0
+
+
+def _solid_run(lines: np.ndarray) -> tuple[int, float]:
+    """(how many of ``lines`` (first = outermost) are one solid colour, that colour)."""
+    std, mean = lines.std(axis=1), lines.mean(axis=1)
+    ok = (std <= STILL_BAR_STD) & (np.abs(mean - mean[0]) <= STILL_BAR_DRIFT)
+    return (len(ok) if ok.all() else int(np.argmin(ok))), float(mean[0])
+
+
+def _bar_pair(lines: np.ndarray) -> tuple[int, int]:
+    """[a, b) between a centred pair of same-colour solid bars, else the whole side."""
+    n = len(lines)
+    (a, ca), (nb, cb) = _solid_run(lines), _solid_run(lines[::-1])
+    b = n - nb
+    if a == 0 or nb == 0 or abs(ca - cb) > STILL_BAR_DRIFT or abs(a - nb) > max(2, FILL_SYMMETRY * n) or b - a < BOX_MIN_FRACTION * n:
+        return 0, n
+    return a, b
+
+
+def _still_box(frame: np.ndarray) -> tuple[int, int, int, int]:
+    """Content box of a single still (no earlier chunk): a centred pair of solid bars only.
+
+    With one frame nothing moves, so neither a blurred fill nor a plain band
+    of sky or floor at one edge can be told from a bar; a guessed box that
+    differs between a still and its resized, recompressed or letterboxed copy
+    moves its hash by 15-35 bits.  Bars, borders and letterboxes come in
+    same-colour pairs on opposite sides; a picture's own bands rarely do.
+    """
+    f = frame.astype(np.float32)
+    y0, y1 = _bar_pair(f)
+    x0, x1 = _bar_pair(f[y0:y1].T)
+    return y0, y1, x0, x1
+
+
 def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | None = None) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) of the picture inside bars, borders or blurred fill.
 
@@ -215,6 +253,8 @@ def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | N
     if frames.ndim == 2:
         frames = frames[None]
     t, h, w = frames.shape
+    if t == 1 and not prior:
+        return _still_box(frames[0])
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.float32)
     tstd = blurred.std(axis=0) if t > 1 else np.zeros((h, w), np.float32)
     gx = np.zeros((h, w), np.float32)

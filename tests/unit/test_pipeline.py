@@ -322,8 +322,11 @@ def images(media_dir) -> dict[str, Path]:
     small = d / "still_small.jpg"
     img = cv2.imread(str(a))
     assert cv2.imwrite(str(small), cv2.resize(img, (200, 112), interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    boxed = d / "still_letterboxed.jpg"
+    canvas = cv2.copyMakeBorder(img, 30, 30, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    assert cv2.imwrite(str(boxed), canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
     other = synth.make_image(d / "other.png", kind="scenes", seed=6, size=(320, 180), t=3.0)
-    return {"still": a, "small": small, "other": other}
+    return {"still": a, "small": small, "boxed": boxed, "other": other}
 
 
 def envelope(src, tgt) -> dict:
@@ -359,6 +362,8 @@ def test_compare_image_with_its_resized_copy(images):
     assert env["status"] == "succeeded"
     assert env["media_type"] == "image"
     assert env["match"] is True and env["similarity_score"] >= 0.8
+    boxed = envelope(images["still"], images["boxed"])  # black bars added: cut off again
+    assert boxed["media_type"] == "image" and boxed["match"] is True and boxed["similarity_score"] >= 0.8
     other = envelope(images["still"], images["other"])
     assert other["media_type"] == "image" and other["match"] is False
     assert other["similarity_score"] < env["similarity_score"]
