@@ -4,6 +4,7 @@
     python bench/run.py corpus  [--out bench/out] [--refs 12] [--seed 1000] [--jobs 2]
     python bench/run.py eval    [--out bench/out]
     python bench/run.py all     (both)
+    python bench/run.py memory  (peak memory: 1-minute vs 10-minute input)
 
 The corpus is generated (mediadna.synth): references of every content kind
 at several sizes and frame rates, a copy of each reference per standard and
@@ -143,8 +144,14 @@ def evaluate(out: Path) -> dict:
     fp_neg = 0
     wrong = 0
     fps_times, match_times, media_seconds, decode_seconds = [], [], 0.0, 0.0
+    t_dec = t_fp = 0.0
     for q in manifest["queries"]:
+        video_query = q["category"] in ("standard", "hard", "negative")
+        if video_query:  # pure decoding of the same file, right before, under the same load
+            t_dec += decode_timing(q["path"])
         r = engine.process(q["path"], "bench", save_type="nosave")
+        if video_query:
+            t_fp += r["timings"].get("fingerprint_ms", 0) / 1000
         if r["status"] != "succeeded":
             print(f"  FAILED {q['path']}: {r['error']}", file=sys.stderr)
         fps_times.append(r["timings"].get("fingerprint_ms", 0) / 1000)
@@ -168,13 +175,6 @@ def evaluate(out: Path) -> dict:
         seg_pl += pl
         seg_tl += tl
         rows.append((q["path"], key, bool(hit)))
-    # pure decoding of the same query files, for the speed ratio
-    t_dec = 0.0
-    t_fp = 0.0
-    for q, ft in zip(manifest["queries"], fps_times):
-        if q["category"] in ("standard", "hard", "negative"):
-            t_dec += decode_timing(q["path"])
-            t_fp += ft
     prec = seg_ov / seg_pl if seg_pl else 0.0
     rec = seg_ov / seg_tl if seg_tl else 0.0
     report = {
@@ -216,9 +216,27 @@ def to_markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def memory(out: Path) -> dict:
+    """Peak RSS of fingerprinting a 1-minute and a 10-minute video (each in a fresh process)."""
+    import subprocess
+
+    res = {}
+    for minutes in (1, 10):
+        path = out / f"long_{minutes}min.mp4"
+        if not path.exists():
+            synth.make_video(path, kind="scenes", duration=60.0 * minutes, seed=77, size=(640, 360))
+        code = ("import resource, time; from mediadna.extract import media2fingerprint as f; t=time.perf_counter(); "
+                f"fp=f({str(path)!r}); print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        secs, rss_kb = subprocess.check_output([sys.executable, "-c", code], text=True).split()
+        res[f"{minutes}min"] = {"peak_rss_mb": round(int(rss_kb) / 1024, 1), "seconds": round(float(secs), 1),
+                                "x_realtime": round(60 * minutes / float(secs), 1)}
+    (out / "memory.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("corpus", "eval", "all"))
+    ap.add_argument("step", choices=("corpus", "eval", "all", "memory"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--refs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1000)
@@ -229,6 +247,8 @@ def main(argv=None) -> int:
         t = time.time()
         m = build_corpus(a.out, a.refs, a.seed, a.jobs)
         print(f"corpus: {len(m['queries'])} queries in {time.time() - t:.0f} s", file=sys.stderr)
+    if a.step == "memory":
+        print(json.dumps(memory(a.out), indent=1))
     if a.step in ("eval", "all"):
         rep = evaluate(a.out)
         print(to_markdown(rep))

@@ -62,6 +62,15 @@ EDGE_GAP = 1.0
 MIN_VISUAL_INLIERS = 6
 #: ... and this mean closeness along its line.
 MIN_SEGMENT_SCORE = 0.35
+#: Short runs and off-speed lines are where chance alignments live (a few
+#: look-alike frames, one of 42 speed/mirror hypotheses), so they must score
+#: higher: + SHORT_SEGMENT_PENALTY x (1 - duration / SHORT_SEGMENT_SECONDS)
+#: below that duration, + OFF_SPEED_PENALTY away from speed 1.
+SHORT_SEGMENT_SECONDS = 5.0
+SHORT_SEGMENT_PENALTY = 0.3
+OFF_SPEED_PENALTY = 0.2
+#: Speeds within this of 1 count as unchanged.
+UNIT_SPEED_TOL = 0.015
 MAX_SEGMENTS = 8
 
 # --- audio alignment ------------------------------------------------------
@@ -78,6 +87,8 @@ AUDIO_FULL_RATIO = 0.3
 #: file 10-25 over a short one; certainty ramps from AUDIO_CERTAIN_FROM.
 AUDIO_CERTAIN_FROM = 5
 AUDIO_CERTAIN_SPAN = 10.0
+#: An off-speed line (one of 30 scale hypotheses) needs this many more.
+AUDIO_OFF_SPEED_EXTRA = 6
 AUDIO_GAP = 5.0
 #: Like EDGE_GAP for audio: a run's first and last matched anchor times need
 #: another one this close (s), or a lone chance hit up to AUDIO_GAP beyond
@@ -181,6 +192,13 @@ def _peel_edges(times: np.ndarray, run: np.ndarray, edge: float) -> np.ndarray:
     while b - a >= 2 and u[b - 1] - u[b - 2] > edge:
         b -= 1
     return run[(t >= u[a]) & (t <= u[b - 1])] if len(u) else run
+
+
+def required_score(duration: float, speed: float) -> float:
+    """Lowest score a visual segment of this length and speed may have."""
+    short = SHORT_SEGMENT_PENALTY * max(0.0, 1.0 - duration / SHORT_SEGMENT_SECONDS)
+    off = OFF_SPEED_PENALTY if abs(speed - 1.0) > UNIT_SPEED_TOL else 0.0
+    return MIN_SEGMENT_SCORE + short + off
 
 
 def closeness(d: np.ndarray) -> np.ndarray:
@@ -301,7 +319,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                 span = (tq >= qs) & (tq < qe) & qinf
                 dist = _aligned_distance(tq[span], qh[span], tr, rv.hashes, rinf, speed, offset)
                 score = float(closeness(dist).mean()) if len(dist) else 0.0
-                if score < MIN_SEGMENT_SCORE:
+                if score < required_score(qe - qs, speed):
                     continue
                 rs = speed * qs + offset
                 re = speed * qe + offset
@@ -395,7 +413,8 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
                 ratio = n / max(in_span, 1)
                 log.debug("audio line %s scale=%.2f offset=%.2f n=%d span=%d ratio=%.3f q=[%.1f,%.1f]", fkey, ts, offset, n, in_span, ratio, qs, qe)
                 strength = min(1.0, ratio / AUDIO_FULL_RATIO)
-                certainty = min(1.0, max(0.0, (n - AUDIO_CERTAIN_FROM) / AUDIO_CERTAIN_SPAN))
+                start = AUDIO_CERTAIN_FROM + (AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0)
+                certainty = min(1.0, max(0.0, (n - start) / AUDIO_CERTAIN_SPAN))
                 score = float(strength * certainty)
                 rs, re = ts * qs + offset, ts * qe + offset
                 rdur = ref_durations.get(fkey) or re

@@ -51,8 +51,9 @@ CASES = [
     ("embed-7s-replace", "embed", {"length": 7.0, "at": 6.0, "start": 11.0, "mode": "replace", "host_kind": "talk", "host_seed": 515}, ".mp4"),
     ("audio-mp3-5s", "audio_only", {"start": 7.0, "length": 5.0, "snr_db": 10.0, "bitrate": "64k"}, ".mp3"),
     ("audio-m4a-5s", "audio_only", {"start": 12.5, "length": 5.0, "snr_db": 10.0, "bitrate": "64k"}, ".m4a"),
+    # picture-in-picture over unrelated footage with the host's sound: picture-only evidence
+    ("pip-host-audio", "pip", {"scale": 0.45, "position": "br", "audio": "host"}, ".mp4"),
 ]
-PIP = ("pip", "pip", {"scale": 0.45, "position": "br", "audio": "host"}, ".mp4")  # picture only
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
@@ -151,21 +152,20 @@ def test_copy_is_found_with_its_time_codes(engine, make_copy, name, params, ext)
 
 def test_truth_of_the_cases_is_what_the_tests_assume(make_copy):
     """The invariants above lean on these ground-truth facts; check them once."""
-    by_id = {cid: (name, params, ext) for cid, name, params, ext in CASES}
-    t = synth.read_truth(make_copy(*by_id["soundswap"][:1], ext=".mp4", **by_id["soundswap"][1]))
+    def truth(case_id: str) -> dict:
+        _, name, params, ext = next(c for c in CASES if c[0] == case_id)
+        return synth.read_truth(make_copy(name, ext=ext, **params))
+
+    t = truth("soundswap")
     assert t["video"] and not t["audio"]
-    t = synth.read_truth(make_copy("audio_only", ext=".mp3", **by_id["audio-mp3-5s"][1]))
+    t = truth("pip-host-audio")
+    assert t["video"] and not t["audio"]
+    t = truth("audio-mp3-5s")
     assert not t["video"] and t["audio"] and t["query_end"] - t["query_start"] == pytest.approx(5.0, abs=0.05)
-    t = synth.read_truth(make_copy("embed", ext=".mp4", **by_id["embed-10s"][1]))
+    t = truth("embed-10s")
     assert t["query_end"] - t["query_start"] == pytest.approx(10.0, abs=0.05) and t["query_start"] >= 3.9
-    t = synth.read_truth(make_copy("speed", ext=".mp4", **by_id["speed-1.1"][1]))
-    assert t["speed_factor"] == 1.1
-
-
-@pytest.mark.parametrize("name, params, ext", _params([PIP]))
-def test_picture_in_picture(engine, make_copy, name, params, ext):
-    path = make_copy(name, ext=ext, **params)
-    check_copy(engine, path, synth.read_truth(path))
+    assert truth("speed-1.1")["speed_factor"] == 1.1
+    assert truth("hflip")["mirrored"] is True
 
 
 # --- negatives ---------------------------------------------------------------------------------------
