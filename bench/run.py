@@ -167,6 +167,10 @@ def evaluate(out: Path) -> dict:
         wrong += any(m["primary_key"] != q["ref"] for m in dups)
         key = q["name"] if q["category"] in ("standard", "hard") else q["category"]
         per.setdefault(key, []).append(int(bool(hit)))
+        if q["category"].startswith("audio"):  # split by the reference's soundtrack family
+            kind = Path(q["ref"]).stem.split("_", 1)[1]
+            sound = "ambience" if synth.AUTO_AUDIO[kind] == "noise" else "music/speech"
+            per.setdefault(f"{q['category']} ({sound})", []).append(int(bool(hit)))
         per.setdefault(f"[{q['category']}]", []).append(int(bool(hit)))
         truth = synth.read_truth(q["path"])
         pred = hit[0]["segments"] if hit else []

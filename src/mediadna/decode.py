@@ -28,6 +28,9 @@ SAMPLE_FPS = 5.0
 #: content box is found on it and the hash computed from the box (aspect is
 #: normalised away, so the square costs nothing in robustness).
 FRAME_SIZE = 192
+#: Skip decoding frames nothing refers to (see _decode_open); the sampled
+#: frames then sit up to a frame or two later than the sampling instant.
+SKIP_NONREF = True
 #: Audio is resampled to mono at this rate (landmarks live below 4 kHz).
 AUDIO_RATE = 8000
 #: Inputs longer than this are refused (a clear error beats an 18-hour job).
@@ -322,6 +325,11 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
         return
     for s in streams:
         s.thread_type = "AUTO"
+    if video is not None and SKIP_NONREF:
+        # Only 1 frame in 5-6 is sampled: frames no other frame refers to
+        # (most B-frames) need not be decoded at all.  Sampling then takes the
+        # first decoded frame at or after each instant (times stay exact).
+        video.codec_context.skip_frame = "NONREF"
     base = {}
     for s in streams:
         st = s.start_time if s.start_time is not None else 0
