@@ -145,17 +145,22 @@ def _fill_split(
     tol = max(1, int(round(FILL_SYMMETRY * n)))
     total = float(profile.sum())
     cs = np.r_[0.0, np.cumsum(profile)]
+    # every (a, b): a in [5 %, 42 %) of the side, b within tol of a's mirror
+    a = np.arange(int(0.05 * n), int(0.42 * n))[:, None]
+    b = (n - a) + np.arange(-tol, tol + 1)[None, :]
+    valid = (b >= a + 1) & (b <= n)
+    bc = np.clip(b, 0, n)
+    n_in = (bc - a).astype(np.float64)
+    n_out = n - n_in
+    s_in = cs[bc] - cs[a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = n_in * n_out * (s_in / n_in - (total - s_in) / n_out) ** 2
+    score = np.where(valid & (n_out > 0), score, -np.inf)
     best = None
-    for a in range(int(0.05 * n), int(0.42 * n)):
-        mirror = n - a
-        for b in range(max(mirror - tol, a + 1), min(mirror + tol, n) + 1):
-            n_in = b - a
-            n_out = n - n_in
-            s_in = cs[b] - cs[a]
-            m_in, m_out = s_in / n_in, (total - s_in) / n_out
-            score = n_in * n_out * (m_in - m_out) ** 2
-            if best is None or score > best[0]:
-                best = (score, a, b)
+    if score.size and np.isfinite(score).any():
+        k = int(np.argmax(score))  # first maximum, as a loop over a then b would find
+        i, j = divmod(k, score.shape[1])
+        best = (float(score[i, j]), int(a[i, 0]), int(b[i, j]))
     if best is None:
         return None
     _, a, b = best
@@ -238,7 +243,26 @@ def _still_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     return y0, y1, x0, x1
 
 
-def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | None = None) -> tuple[int, int, int, int]:
+def chunk_gradients(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(blurred frames, |d/dx|, |d/dy|) of a chunk, float32: shared by the
+    content-box and the inset detectors."""
+    t = len(frames)
+    h, w = frames[0].shape
+    blurred = np.empty((t, h, w), np.float32)
+    ax = np.empty((t, h, w), np.float32)
+    ay = np.empty((t, h, w), np.float32)
+    for i, f in enumerate(frames):
+        blurred[i] = cv2.GaussianBlur(f, (3, 3), 0)
+        cv2.Sobel(blurred[i], cv2.CV_32F, 1, 0, dst=ax[i], ksize=3)
+        cv2.Sobel(blurred[i], cv2.CV_32F, 0, 1, dst=ay[i], ksize=3)
+    np.abs(ax, out=ax)
+    np.abs(ay, out=ay)
+    return blurred, ax, ay
+
+
+def content_box(
+    frames: np.ndarray, prior: dict | None = None, aspect: float | None = None, grads: tuple | None = None
+) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) of the picture inside bars, borders or blurred fill.
 
     Works on a stack of frames: bars and borders neither move nor carry
@@ -255,13 +279,10 @@ def content_box(frames: np.ndarray, prior: dict | None = None, aspect: float | N
     t, h, w = frames.shape
     if t == 1 and not prior:
         return _still_box(frames[0])
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.float32)
+    blurred, ax, ay = grads if grads is not None else chunk_gradients(frames)
     tstd = blurred.std(axis=0) if t > 1 else np.zeros((h, w), np.float32)
-    gx = np.zeros((h, w), np.float32)
-    gy = np.zeros((h, w), np.float32)
-    for f in blurred:
-        gx += np.abs(cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3))
-        gy += np.abs(cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3))
+    gx = ax.sum(axis=0)
+    gy = ay.sum(axis=0)
     detail = (gx + gy) / (8.0 * t)
     # persistent straight edges: median along each row/column of the mean gradient
     row_edge = np.median(gy, axis=1) / (4.0 * t)
@@ -316,7 +337,7 @@ def _lines(persist: np.ndarray, min_len: int) -> list[tuple[int, int, int, float
     return out
 
 
-def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
+def inset_box(frames: np.ndarray, grads: tuple | None = None) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) of a picture-in-picture inset, or None.
 
     An inset's border is a straight edge that stays put while both pictures
@@ -327,14 +348,9 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     if frames.ndim != 3 or len(frames) < 8:
         return None
     t, h, w = frames.shape
-    py = np.zeros((h, w), np.float32)
-    px = np.zeros((h, w), np.float32)
-    for f in frames:
-        g = cv2.GaussianBlur(f, (3, 3), 0).astype(np.float32)
-        py += np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)) > PIP_GRADIENT
-        px += np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)) > PIP_GRADIENT
-    py /= t
-    px /= t
+    _, ax, ay = grads if grads is not None else chunk_gradients(frames)
+    py = (ay > PIP_GRADIENT).mean(axis=0, dtype=np.float32)
+    px = (ax > PIP_GRADIENT).mean(axis=0, dtype=np.float32)
     hor = _lines(py, int(PIP_MIN_LINE * w))  # (y, x0, x1, support)
     ver = _lines(px.T, int(PIP_MIN_LINE * h))  # (x, y0, y1, support)
     best = None
@@ -372,11 +388,13 @@ def crops2rasters(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return out
 
 
-def frames2track(times: np.ndarray, frames: np.ndarray, prior: dict | None = None, aspect: float | None = None) -> VisualTrack:
+def frames2track(
+    times: np.ndarray, frames: np.ndarray, prior: dict | None = None, aspect: float | None = None, grads: tuple | None = None
+) -> VisualTrack:
     """Hash one chunk of frames that share a content box."""
     if len(frames) == 0:
         return VisualTrack.empty()
-    box = content_box(frames, prior, aspect)
+    box = content_box(frames, prior, aspect, grads)
     rasters = crops2rasters(frames, box)
     hashes, flipped = rasters2hashes(rasters)
     flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
@@ -396,9 +414,9 @@ def concat_tracks(tracks: Iterable[VisualTrack]) -> VisualTrack:
     )
 
 
-def frames2inset(times: np.ndarray, frames: np.ndarray) -> VisualTrack:
+def frames2inset(times: np.ndarray, frames: np.ndarray, grads: tuple | None = None) -> VisualTrack:
     """Hashes of a picture-in-picture inset in one chunk (empty if none)."""
-    box = inset_box(frames)
+    box = inset_box(frames, grads)
     if box is None:
         return VisualTrack.empty()
     rasters = crops2rasters(frames, box)
@@ -433,8 +451,9 @@ class VisualExtractor:
     def _flush(self) -> None:
         if self._frames:
             times, frames = np.array(self._times), np.stack(self._frames)
-            self._tracks.append(frames2track(times, frames, self._prior, self.aspect))
-            self._insets.append(frames2inset(times, frames))
+            grads = chunk_gradients(frames) if len(frames) > 1 else None
+            self._tracks.append(frames2track(times, frames, self._prior, self.aspect, grads))
+            self._insets.append(frames2inset(times, frames, grads))
             self._times, self._frames = [], []
 
     def finish(self) -> VisualTrack:
