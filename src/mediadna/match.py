@@ -85,11 +85,14 @@ AUDIO_FULL_RATIO = 0.3
 #: Consistent landmarks needed for full certainty: chance lines in a large
 #: library reach ~12-15 over a long span, a noisy 2 s excerpt of the right
 #: file 10-25 over a short one; certainty ramps from AUDIO_CERTAIN_FROM.
-AUDIO_CERTAIN_FROM = 5
-AUDIO_CERTAIN_SPAN = 10.0
+AUDIO_CERTAIN_FROM = 4
+AUDIO_CERTAIN_SPAN = 8.0
 #: An off-speed line (one of 30 scale hypotheses) needs this many more.
 AUDIO_OFF_SPEED_EXTRA = 6
 AUDIO_GAP = 5.0
+#: An audio line at a scale farther from 1 replaces a nearer one only with
+#: this many more votes (15 %): neighbouring scales share most landmarks.
+SCALE_SWITCH_MARGIN = 0.15
 #: Like EDGE_GAP for audio: a run's first and last matched anchor times need
 #: another one this close (s), or a lone chance hit up to AUDIO_GAP beyond
 #: the copy stretches the segment (and then outranks the true one).
@@ -350,13 +353,16 @@ def _dedupe(segments: list[Segment]) -> list[Segment]:
 
 
 # --- audio ------------------------------------------------------------------
-def _best_line(vi_sorted: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
+def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
     """(variant, offset bin, votes) of the strongest offset peak over all variants.
 
     Votes of neighbouring bins are pooled (a landmark offset straddles bins).
+    Most landmarks span a few frames, so neighbouring scales collect nearly
+    the same votes: variants are tried nearest to speed 1 first, and a
+    farther one must beat the best so far by SCALE_SWITCH_MARGIN.
     """
     best = (-1, 0, 0)
-    for v, lo, hi in bounds:
+    for v, lo, hi in sorted(bounds, key=lambda b: abs(scales[b[0]] - 1.0)):
         m = alive[lo:hi]
         if m.sum() < MIN_AUDIO_MATCHES:
             continue
@@ -367,7 +373,7 @@ def _best_line(vi_sorted: np.ndarray, bounds: list[tuple[int, int, int]], ob: np
         pooled[1:] += c[:-1]
         pooled[:-1] += c[1:]
         k = int(np.argmax(pooled))
-        if pooled[k] > best[2]:
+        if pooled[k] > best[2] * (1.0 + SCALE_SWITCH_MARGIN if best[0] >= 0 else 1.0):
             best = (v, k + base, int(pooled[k]))
     return best
 
@@ -393,7 +399,7 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
         alive = np.ones(len(vi), bool)
         segs: list[Segment] = []
         for _ in range(MAX_SEGMENTS):
-            v, obin, votes = _best_line(vi, bounds, ob, alive)
+            v, obin, votes = _best_line(scales, bounds, ob, alive)
             if v < 0 or votes < MIN_AUDIO_MATCHES:
                 break
             ts = float(scales[v])
