@@ -85,8 +85,8 @@ AUDIO_FULL_RATIO = 0.3
 #: Consistent landmarks needed for full certainty: chance lines in a large
 #: library reach ~12-15 over a long span, a noisy 2 s excerpt of the right
 #: file 10-25 over a short one; certainty ramps from AUDIO_CERTAIN_FROM.
-AUDIO_CERTAIN_FROM = 4
-AUDIO_CERTAIN_SPAN = 8.0
+AUDIO_CERTAIN_FROM = 5
+AUDIO_CERTAIN_SPAN = 10.0
 #: An off-speed line (one of 30 scale hypotheses) needs this many more.
 AUDIO_OFF_SPEED_EXTRA = 6
 AUDIO_GAP = 5.0
@@ -136,6 +136,7 @@ class Match:
     modality: str
     segments: list[Segment] = field(default_factory=list)
     exact: bool = False
+    duplicate: bool = False  # passes the library's duplicate rule (set by the pipeline)
 
     def to_dict(self) -> dict:
         return {
@@ -145,6 +146,7 @@ class Match:
             "reference_coverage": round(float(self.reference_coverage), 4),
             "modality": self.modality,
             "exact": self.exact,
+            "duplicate": self.duplicate,
             "segments": [s.to_dict() for s in self.segments],
         }
 

@@ -231,7 +231,9 @@ class Engine:
             if save_type != "onlysave":
                 matches = find_matches(self.store, library, fp)
             timings["match_ms"] = (time.perf_counter() - t) * 1000
-            duplicate = any(duplicate_rule(m, lib, fp.duration) for m in matches)
+            for m in matches:
+                m.duplicate = duplicate_rule(m, lib, fp.duration)
+            duplicate = any(m.duplicate for m in matches)
             t = time.perf_counter()
             stored = commit(self.store, library, fp, key, save_type, duplicate, metadata)
             timings["commit_ms"] = (time.perf_counter() - t) * 1000

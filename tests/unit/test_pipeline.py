@@ -310,6 +310,9 @@ def test_library_min_segment_decides_duplicate(store, fingerprint_of, ref_a, emb
         assert abs(longest - copied) <= 1.0
         assert best["similarity"] >= 0.5
         verdict[lib] = r["duplicate"]
+        # each match carries the rule's verdict; the document's is "any match"
+        assert best["duplicate"] == r["duplicate"]
+        assert r["duplicate"] == any(m["duplicate"] for m in r["matches"])
     assert verdict == {LIB: True, "long": False}
 
 
