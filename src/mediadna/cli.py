@@ -187,7 +187,7 @@ def _demo(folder: Path) -> int:
     unrelated = folder / "unrelated.mp4"
     vertical = folder / "reupload_vertical.mp4"
     clip = folder / "clip_in_other_footage.mp4"
-    print(f"generating sample videos in {folder} ...", file=sys.stderr)
+    print(f"generating sample videos in {folder} ...", file=sys.stderr, flush=True)
     if not original.exists():
         synth.make_video(original, kind="scenes", duration=30.0, seed=7)
     if not unrelated.exists():
@@ -204,7 +204,7 @@ def _demo(folder: Path) -> int:
         except MediaDnaError:
             store.create_library("demo")
         engine = Engine(store)
-        print("$ mediadna ingest --library demo original.mp4")
+        print("$ mediadna ingest --library demo original.mp4", flush=True)
         _print_result(engine.process(original, "demo", save_type="save"))
         failed = 0
         for q in (vertical, clip, unrelated):
