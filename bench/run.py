@@ -144,7 +144,7 @@ def evaluate(out: Path) -> dict:
     seg_ov = seg_pl = seg_tl = 0.0
     fp_neg = 0
     wrong = 0
-    fps_times, match_times, media_seconds, decode_seconds = [], [], 0.0, 0.0
+    fps_times, match_times, media_seconds = [], [], 0.0
     t_dec = t_fp = 0.0
     for q in manifest["queries"]:
         video_query = q["category"] in ("standard", "hard", "negative")

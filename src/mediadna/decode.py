@@ -105,13 +105,12 @@ def _looks_like_media(source: str | os.PathLike) -> bool:
 
 def open_container(source: str | os.PathLike):
     """Open a local path or http(s) URL, mapping FFmpeg errors to clear codes."""
-    size = 0
     options = {}
     if is_url(source):
         us = str(NETWORK_TIMEOUT_SECONDS * 1_000_000)
         options = {"timeout": us, "rw_timeout": us, "reconnect": "1"}
     else:
-        size = _check_local(source)
+        _check_local(source)
     name = str(source) if is_url(source) else Path(source).name
     # A local path goes to FFmpeg absolute: a relative name with a colon
     # ("a:b.mp4", "concat:x.mp4") would otherwise be taken for a protocol.
@@ -314,7 +313,7 @@ def _in_background(gen: Iterator[Decoded], maxsize: int) -> Iterator[Decoded]:
 
 
 def _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio):
-    info = _probe_open(container, source)
+    _probe_open(container, source)  # refuses unusable inputs before decoding
     video, audio = _pick_streams(container)
     if not want_video:
         video = None

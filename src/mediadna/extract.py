@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +141,3 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         meta=meta,
     )
 
-
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t

@@ -1,7 +1,9 @@
 """The job steps as plain functions, and the embedded engine that runs them.
 
-split -> extract -> merge -> match -> commit -> publish.  The cloud pipeline
-runs the same functions, one per Lambda task; :class:`Engine` runs them
+split (:func:`plan_segments`) -> extract (:func:`extract_window`) -> merge
+(:func:`mediadna.extract.merge_fingerprints`) -> match (:func:`find_matches`)
+-> commit (:func:`commit`) -> publish (a :class:`ResultPublisher`).  The cloud
+pipeline runs the same functions, one per Lambda task; :class:`Engine` runs them
 in-process against any :class:`~mediadna.store.base.LibraryStore`.
 """
 
@@ -15,8 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from . import decode as D
-from .errors import FILE_EXISTS, INTERNAL, INVALID_ARGUMENT, LIBRARY_NOT_FOUND, VERSION_MISMATCH, LibraryError, MediaDnaError, MediaError
-from .extract import media2fingerprint, merge_fingerprints
+from .errors import FILE_EXISTS, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, VERSION_MISMATCH, LibraryError, MediaDnaError, MediaError
+from .extract import media2fingerprint
 from .fingerprint import FINGERPRINT_NAME, FINGERPRINT_VERSION, Fingerprint
 from .index import fingerprint2postings
 from .match import Match, Matcher, Segment, closeness
@@ -86,7 +88,7 @@ def load_input(source: str | os.PathLike) -> Fingerprint:
     """A media file/URL is fingerprinted; a ``.mdna`` file is read as is."""
     if not D.is_url(source) and str(source).endswith(".mdna"):
         if not Path(source).exists():
-            raise MediaError("input_not_found", f"no such file: {Path(source).name}")
+            raise MediaError(NOT_FOUND, f"no such file: {Path(source).name}")
         fp = Fingerprint.load(source)
         if fp.name != FINGERPRINT_NAME or fp.version != FINGERPRINT_VERSION:
             raise MediaError(VERSION_MISMATCH, f"{Path(source).name} was made by {fp.name} v{fp.version}; this is v{FINGERPRINT_VERSION}")

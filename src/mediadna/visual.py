@@ -9,7 +9,7 @@ frames (black, fades, solid colour), which never count as evidence alone.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -467,13 +467,3 @@ def image2hash(gray: np.ndarray) -> tuple[int, int, bool]:
     track = frames2track(np.zeros(1), gray[None])
     return int(track.hashes[0]), int(track.flipped[0]), bool(track.flags[0] & FLAG_FLAT)
 
-
-def iter_chunks(items: Iterator, n: int) -> Iterator[list]:
-    buf: list = []
-    for x in items:
-        buf.append(x)
-        if len(buf) >= n:
-            yield buf
-            buf = []
-    if buf:
-        yield buf

@@ -20,7 +20,6 @@ from pytest_socket import enable_socket, socket_allow_hosts
 from mediadna import synth
 from mediadna.decode import decode_media
 from mediadna.extract import media2fingerprint
-from mediadna.visual import hamming
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
