@@ -316,8 +316,9 @@ PIP_MIN_LINE = 0.2
 #: Insets are 20-80 % of the frame side, of about the frame's shape.
 PIP_MIN_SIZE, PIP_MAX_SIZE = 0.2, 0.8
 PIP_SHAPE_TOL = 1.3
-#: Line ends meet at a corner within this many pixels.
-PIP_CORNER = 6
+#: Each side of an inset lies on a persistent edge along at least this share
+#: of its length (or on the frame's own border).
+PIP_SIDE_SUPPORT = 0.75
 
 
 def _lines(persist: np.ndarray, min_len: int) -> list[tuple[int, int, int, float]]:
@@ -351,28 +352,47 @@ def inset_box(frames: np.ndarray, grads: tuple | None = None) -> tuple[int, int,
     _, ax, ay = grads if grads is not None else chunk_gradients(frames)
     py = (ay > PIP_GRADIENT).mean(axis=0, dtype=np.float32)
     px = (ax > PIP_GRADIENT).mean(axis=0, dtype=np.float32)
-    hor = _lines(py, int(PIP_MIN_LINE * w))  # (y, x0, x1, support)
-    ver = _lines(px.T, int(PIP_MIN_LINE * h))  # (x, y0, y1, support)
+    on_y = py > PIP_PERSIST
+    on_x = px > PIP_PERSIST
+    ys = sorted({ln[0] for ln in _lines(py, int(PIP_MIN_LINE * w))})
+    xs = sorted({ln[0] for ln in _lines(px.T, int(PIP_MIN_LINE * h))})
+    if not ys or not xs:
+        return None
+
+    def side(on: np.ndarray, pos: int, lo: int, hi: int, border: bool) -> float:
+        """Share of a rectangle side on a persistent edge (1 on the frame's own border)."""
+        if border:
+            return 1.0
+        band = on[max(0, pos - 1) : pos + 2, lo:hi]
+        return float(band.any(axis=0).mean()) if hi > lo else 0.0
+
+    # Every rectangle whose sides are persistent lines or the frame border,
+    # with at least two real sides; the best is the one whose weakest side
+    # is best supported (a host's own static lines rarely close a rectangle).
     best = None
-    c = PIP_CORNER
-    for y, hx0, hx1, hs in hor:
-        for x, vy0, vy1, vs in ver:
-            # the two edges must meet at one of the horizontal line's ends ...
-            if not (abs(x - hx0) <= c or abs(x - hx1) <= c):
+    for y0 in [0] + ys:
+        for y1 in ys + [h]:
+            bh = (y1 - y0) / h
+            if not PIP_MIN_SIZE <= bh <= PIP_MAX_SIZE:
                 continue
-            # ... and at one of the vertical line's ends
-            if not (abs(y - vy0) <= c or abs(y - vy1) <= c):
-                continue
-            x0, x1 = (x, hx1) if abs(x - hx0) <= c else (hx0, x)
-            y0, y1 = (y, vy1) if abs(y - vy0) <= c else (vy0, y)
-            bw, bh = (x1 - x0) / w, (y1 - y0) / h
-            if not (PIP_MIN_SIZE <= bw <= PIP_MAX_SIZE and PIP_MIN_SIZE <= bh <= PIP_MAX_SIZE):
-                continue
-            if max(bw / bh, bh / bw) > PIP_SHAPE_TOL:
-                continue
-            support = hs + vs
-            if best is None or support > best[0]:
-                best = (support, y0, y1, x0, x1)
+            for x0 in [0] + xs:
+                for x1 in xs + [w]:
+                    bw = (x1 - x0) / w
+                    if not PIP_MIN_SIZE <= bw <= PIP_MAX_SIZE or max(bw / bh, bh / bw) > PIP_SHAPE_TOL:
+                        continue
+                    borders = (y0 == 0, y1 == h, x0 == 0, x1 == w)
+                    if sum(borders) > 2:
+                        continue
+                    sides = (
+                        side(on_y, y0, x0, x1, borders[0]),
+                        side(on_y, y1, x0, x1, borders[1]),
+                        side(on_x.T, x0, y0, y1, borders[2]),
+                        side(on_x.T, x1, y0, y1, borders[3]),
+                    )
+                    # prefer real edges to the frame border, then the best-supported
+                    score = (4 - sum(borders), min(sides), sum(sides))
+                    if score[1] >= PIP_SIDE_SUPPORT and (best is None or score > best[0]):
+                        best = (score, y0, y1, x0, x1)
     if best is None:
         return None
     _, y0, y1, x0, x1 = best

@@ -485,3 +485,12 @@ def test_golden_hash_of_fixed_image():
     assert _median_margin(cv2.resize(img, (HASH_INPUT, HASH_INPUT), interpolation=cv2.INTER_AREA)) > 0.02
     h, f, flat = image2hash(img)
     assert (f"{h:016x}", f"{f:016x}", flat) == (GOLDEN_IMAGE_HASH, GOLDEN_IMAGE_FLIPPED, False)
+
+
+# --- picture-in-picture inset --------------------------------------------------------
+# Insets are found end to end on encoded media in test_transforms.py (pip); here:
+# framings that are not insets must not be taken for one.
+def test_inset_box_is_none_for_bars_and_borders():
+    assert V.inset_box(letterbox(5)[1]) is None
+    assert V.inset_box(coloured_border(5)[1]) is None
+    assert V.inset_box(pillarbox(5)[1]) is None
