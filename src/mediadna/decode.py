@@ -246,8 +246,8 @@ def decode_media(
     """Stream sampled grey frames and mono audio of ``[start, end)``.
 
     Frames are picked at ``fps`` (the first decoded frame at or after each
-    sampling instant) and scaled to ``size``x``size`` grey by swscale inside
-    the decoder; audio is resampled to ``audio_rate`` mono float32.
+    sampling instant) and scaled to ``size``x``size`` grey (see
+    :func:`frame2gray`); audio is resampled to ``audio_rate`` mono float32.
     Raises :class:`MediaError` for unusable input; a few corrupt packets in
     an otherwise good file are skipped.  With ``prefetch`` > 0 decoding runs
     in a worker thread, at most that many items ahead of the caller.

@@ -173,15 +173,7 @@ def _runs(times: np.ndarray, gap: float) -> list[np.ndarray]:
 def _dense_runs(times: np.ndarray, fps: float) -> list[np.ndarray]:
     """:func:`_runs` of sorted inlier times, isolated inliers peeled off each run's ends."""
     edge = max(EDGE_GAP, 2.5 / fps)
-    out = []
-    for run in _runs(times, MAX_GAP):
-        a, b = 0, len(run)
-        while b - a >= 2 and times[run[a + 1]] - times[run[a]] > edge:
-            a += 1
-        while b - a >= 2 and times[run[b - 1]] - times[run[b - 2]] > edge:
-            b -= 1
-        out.append(run[a:b])
-    return out
+    return [_peel_edges(times, run, edge) for run in _runs(times, MAX_GAP)]
 
 
 def _peel_edges(times: np.ndarray, run: np.ndarray, edge: float) -> np.ndarray:
