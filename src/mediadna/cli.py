@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mediadna", description="Media fingerprinting: find copies of videos and audio, with the time codes of copied segments.")
     p.add_argument("--version", action="version", version=f"mediadna {__version__}")
     p.add_argument("--home", type=Path, default=None, help="state directory (default: $MEDIADNA_HOME or ~/.mediadna)")
-    p.add_argument("--store", default=None, help="library store: sqlite:PATH or memory: (default: $MEDIADNA_STORE, else SQLite in the home)")
+    p.add_argument("--store", default=None, help="library store: sqlite:PATH, memory: or dynamodb:PREFIX (default: $MEDIADNA_STORE, else SQLite in the home)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("compare", help="compare two files (video, audio or image)")

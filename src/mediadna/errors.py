@@ -25,6 +25,7 @@ LIBRARY_EXISTS = "library_exists"
 FILE_NOT_FOUND = "file_not_found"
 FILE_EXISTS = "file_exists"
 VERSION_MISMATCH = "fingerprint_version_mismatch"
+LIBRARY_BUSY = "library_busy"  # another writer held the library's lock for too long: retry later
 # Anything else (a bug, a broken disk): reported, never swallowed.
 INTERNAL = "internal_error"
 

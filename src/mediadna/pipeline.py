@@ -153,6 +153,56 @@ def commit(store: LibraryStore, library: str, fp: Fingerprint, primary_key: str,
     return True
 
 
+@dataclass
+class Decision:
+    """What match + commit decided for one input."""
+
+    matches: list[Match]
+    duplicate: bool
+    stored: bool
+
+
+def mark_duplicates(matches: list[Match], library: Library, query_duration: float) -> bool:
+    for m in matches:
+        m.duplicate = duplicate_rule(m, library, query_duration)
+    return any(m.duplicate for m in matches)
+
+
+def match_and_commit(
+    store: LibraryStore,
+    library: Library,
+    fp: Fingerprint,
+    primary_key: str,
+    save_type: str,
+    metadata: dict | None = None,
+    *,
+    matches: list[Match] | None = None,
+    revision: int | None = None,
+) -> Decision:
+    """match + commit, safe under concurrency.
+
+    ``save`` stores only if nothing in the library duplicates the input, even
+    when near-identical inputs are processed at the same moment: the commit
+    runs under the library's writer lock, and if the library changed since
+    ``matches`` were computed (its revision moved) the input is matched again
+    before deciding.  Pass ``matches`` and the ``revision`` read *before*
+    computing them to reuse a match step's work; without them matching runs here.
+    """
+    name = library.name
+    if matches is None:
+        revision = store.library_revision(name) if save_type == "save" else None
+        matches = find_matches(store, name, fp) if save_type != "onlysave" else []
+    duplicate = mark_duplicates(matches, library, fp.duration)
+    if save_type != "save" or duplicate:
+        return Decision(matches, duplicate, commit(store, name, fp, primary_key, save_type, duplicate, metadata))
+    with store.library_lock(name):
+        if revision is None or store.library_revision(name) != revision:
+            matches = find_matches(store, name, fp)  # another writer stored meanwhile: look again
+            duplicate = mark_duplicates(matches, library, fp.duration)
+        stored = commit(store, name, fp, primary_key, save_type, duplicate, metadata)
+    return Decision(matches, duplicate, stored)
+
+
 # --- result document ----------------------------------------------------------
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -228,16 +278,15 @@ class Engine:
             t = time.perf_counter()
             fp = source if isinstance(source, Fingerprint) else load_input(source)
             timings["fingerprint_ms"] = (time.perf_counter() - t) * 1000
-            matches: list[Match] = []
             t = time.perf_counter()
-            if save_type != "onlysave":
-                matches = find_matches(self.store, library, fp)
+            revision = self.store.library_revision(library) if save_type == "save" else None
+            matches = find_matches(self.store, library, fp) if save_type != "onlysave" else []
             timings["match_ms"] = (time.perf_counter() - t) * 1000
-            for m in matches:
-                m.duplicate = duplicate_rule(m, lib, fp.duration)
-            duplicate = any(m.duplicate for m in matches)
             t = time.perf_counter()
-            stored = commit(self.store, library, fp, key, save_type, duplicate, metadata)
+            decision = match_and_commit(
+                self.store, lib, fp, key, save_type, metadata, matches=matches, revision=revision
+            )
+            matches, duplicate, stored = decision.matches, decision.duplicate, decision.stored
             timings["commit_ms"] = (time.perf_counter() - t) * 1000
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             result = build_result(

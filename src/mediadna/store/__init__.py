@@ -5,7 +5,11 @@ Pick an adapter with :func:`open_store` and a store spec:
 * ``""`` / ``None``: SQLite at ``<home>/library.sqlite3`` (the default);
 * ``sqlite:PATH``: SQLite at ``PATH`` (``~`` expanded; ``sqlite::memory:``
   for a throw-away database);
-* ``memory:``: an in-process store that is gone when the process ends.
+* ``memory:``: an in-process store that is gone when the process ends;
+* ``dynamodb:PREFIX``: DynamoDB tables ``PREFIX-libraries``, ``PREFIX-files``,
+  ``PREFIX-visual``, ``PREFIX-audio`` and ``PREFIX-jobs`` (each overridable by
+  ``MEDIADNA_TABLE_<NAME>``; ``MEDIADNA_DYNAMODB_ENDPOINT`` for a local server).
+  Needs the ``aws`` extra; pynamodb is imported only when this is used.
 """
 
 from __future__ import annotations
@@ -63,12 +67,21 @@ def _open_memory(rest: str, home: Path) -> LibraryStore:
     return MemoryStore()
 
 
-#: scheme -> opener(text after "scheme:", home).  A cloud adapter registers
-#: here (e.g. "dynamodb": PREFIX -> a store importing boto3 lazily, inside
-#: its opener, so the domain never imports it).
+def _open_dynamodb(rest: str, home: Path) -> LibraryStore:
+    from .dynamodb import DynamoDBConfig, DynamoDBStore  # lazy: the embedded product needs no AWS SDK
+
+    store = DynamoDBStore(DynamoDBConfig.from_prefix(rest))
+    if os.environ.get("MEDIADNA_DYNAMODB_CREATE_TABLES") == "1":
+        store.create_tables()
+    return store
+
+
+#: scheme -> opener(text after "scheme:", home).  Cloud adapters import their
+#: SDK inside the opener, so the domain never imports it.
 _OPENERS: dict[str, Callable[[str, Path], LibraryStore]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
+    "dynamodb": _open_dynamodb,
 }
 
 

@@ -13,15 +13,20 @@ import base64
 import binascii
 import json
 import math
+import random
 import re
-from collections.abc import Mapping
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import INVALID_ARGUMENT, LibraryError
+from ..errors import INVALID_ARGUMENT, LIBRARY_BUSY, LibraryError
 from ..fingerprint import Fingerprint
 
 #: Default similarity at or above which a match counts as a duplicate.
@@ -171,7 +176,93 @@ class LibraryStore(Protocol):
     def lookup_visual(self, library: str, keys: np.ndarray) -> Hits: ...
     def lookup_audio(self, library: str, keys: np.ndarray) -> Hits: ...
 
+    # writers
+    def library_lock(self, library: str) -> AbstractContextManager[None]:
+        """The library's writer lock: reentrant in one thread, exclusive across
+        threads and processes (a lease that expires if its holder dies).
+
+        Used by save-if-unique: match again if the library changed, then commit.
+        """
+        ...
+
+    def library_revision(self, library: str) -> int:
+        """A counter that changes whenever a file is added to or removed from the library."""
+        ...
+
     def close(self) -> None: ...
+
+
+# -- the writer lock -------------------------------------------------------------
+#: A writer's lease on a library lasts this long unless renewed; a crashed
+#: writer blocks others for at most this long.
+LEASE_SECONDS = 120.0
+#: How long a writer waits for another writer's lease before giving up
+#: (``library_busy``); long enough for a long ingest to finish.
+LOCK_WAIT_SECONDS = 900.0
+
+
+class LibraryLocks:
+    """Mixin: :meth:`library_lock` from an adapter's lease primitives.
+
+    In one process a per-library ``RLock`` orders threads; across processes
+    the adapter's lease (``_try_lease`` / ``_drop_lease``) does.  Re-entering
+    the lock in the thread that holds it is free.  Waiting backs off
+    exponentially with jitter.
+    """
+
+    lease_seconds: float = LEASE_SECONDS
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
+
+    def _init_locks(self) -> None:
+        self._locks_guard = threading.Lock()
+        self._thread_locks: dict[str, threading.RLock] = {}
+        self._leases: dict[str, list] = {}  # library -> [token, depth, acquired monotonic]
+
+    # adapters implement these three
+    def _try_lease(self, library: str, token: str, seconds: float) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _drop_lease(self, library: str, token: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _on_lease(self, library: str, token: str) -> None:
+        """Called once the lease is taken (e.g. to finish a crashed writer's work)."""
+
+    def _lease_token(self, library: str) -> str | None:
+        held = self._leases.get(library)
+        return held[0] if held else None
+
+    @contextmanager
+    def library_lock(self, library: str) -> Iterator[None]:
+        validate_library_name(library)
+        with self._locks_guard:
+            tlock = self._thread_locks.setdefault(library, threading.RLock())
+        with tlock:
+            held = self._leases.get(library)
+            if held is not None:  # re-entered by the holding thread
+                held[1] += 1
+                try:
+                    yield
+                finally:
+                    held[1] -= 1
+                return
+            token = uuid.uuid4().hex
+            deadline = time.monotonic() + self.lock_wait_seconds
+            delay = 0.01
+            while not self._try_lease(library, token, self.lease_seconds):
+                if time.monotonic() > deadline:
+                    raise LibraryError(
+                        LIBRARY_BUSY, f"library {library!r} is locked by another writer; try again later"
+                    )
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 1.0)
+            self._leases[library] = [token, 1, time.monotonic()]
+            try:
+                self._on_lease(library, token)
+                yield
+            finally:
+                self._leases.pop(library, None)
+                self._drop_lease(library, token)
 
 
 # -- helpers shared by the adapters -------------------------------------------

@@ -36,6 +36,7 @@ from .base import (
     FileRecord,
     Hits,
     Library,
+    LibraryLocks,
     Postings,
     build_hits,
     decode_cursor,
@@ -72,12 +73,14 @@ class _Library:
     files: dict[str, _Entry] = field(default_factory=dict)
     # kind -> (keys, file ids, times) over all files, sorted by key; rebuilt on demand.
     index: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    revision: int = 0
 
 
-class MemoryStore:
+class MemoryStore(LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` in memory (thread-safe)."""
 
     def __init__(self) -> None:
+        self._init_locks()
         self._lock = threading.RLock()
         self._libraries: dict[str, _Library] | None = {}
         self._ids = itertools.count(1)
@@ -157,6 +160,7 @@ class MemoryStore:
             entry = self._build_entry(record, metadata, blob, tracks)
             lib.files[pk] = entry  # the commit: one assignment
             lib.index = {}
+            lib.revision += 1
 
     def _build_entry(
         self, record: FileRecord, metadata: str, blob: bytes, tracks: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -186,6 +190,7 @@ class MemoryStore:
             lib = self._lib(library)
             del lib.files[primary_key]
             lib.index = {}
+            lib.revision += 1
 
     def files_by_sha256(self, library: str, sha256: str) -> list[FileRecord]:
         if not isinstance(sha256, str):
@@ -231,6 +236,19 @@ class MemoryStore:
 
     def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
         return self._lookup("audio", library, keys)
+
+    # -- writers ---------------------------------------------------------------
+    def library_revision(self, library: str) -> int:
+        with self._lock:
+            return self._lib(library).revision
+
+    def _try_lease(self, library: str, token: str, seconds: float) -> bool:
+        with self._lock:
+            self._lib(library)  # one process: the thread lock already excludes other writers
+        return True
+
+    def _drop_lease(self, library: str, token: str) -> None:
+        return None
 
     def close(self) -> None:
         with self._lock:

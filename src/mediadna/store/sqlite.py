@@ -4,7 +4,8 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id``
 = :data:`APPLICATION_ID` so a foreign SQLite file is never written to):
 
 * ``libraries``: integer ``id`` (used everywhere internally), unique ``name``,
-  settings, ``created_at``.
+  settings, ``created_at``, ``revision`` (bumped by every add and delete).
+* ``leases``: the library writer lock across processes (owner token, expiry).
 * ``files``: one row per file, UNIQUE(lib_id, primary_key), index on
   (lib_id, sha256, primary_key).  The large columns come last so listing files never reads
   them: ``fingerprint`` (``Fingerprint.to_bytes()``) and ``visual_terms`` /
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
@@ -45,6 +47,7 @@ from .base import (
     FileRecord,
     Hits,
     Library,
+    LibraryLocks,
     Postings,
     build_hits,
     decode_cursor,
@@ -60,18 +63,24 @@ from .base import (
     validate_record,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4D444E41  # "MDNA"
 #: Keys per ``IN (...)`` list; below SQLite's oldest variable limit (999).
 CHUNK = 900
 
+_LEASES = """CREATE TABLE leases (
+        lib_id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires REAL NOT NULL
+    )"""
 _SCHEMA = [
     """CREATE TABLE libraries (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
         threshold REAL NOT NULL,
         min_segment_seconds REAL NOT NULL,
-        created_at TEXT NOT NULL
+        created_at TEXT NOT NULL,
+        revision INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE files (
         id INTEGER PRIMARY KEY,
@@ -105,7 +114,12 @@ _SCHEMA = [
         t REAL NOT NULL,
         PRIMARY KEY (lib_id, key, file_id, t)
     ) WITHOUT ROWID""",
+    _LEASES,
 ]
+#: version -> statements that bring a database from that version to the next.
+_MIGRATIONS = {
+    1: ["ALTER TABLE libraries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0", _LEASES],
+}
 
 _POSTINGS = {"visual": "visual_postings", "audio": "audio_postings"}
 _RECORD_COLUMNS = (
@@ -138,7 +152,7 @@ def _chunks(values: list) -> Iterator[list]:
         yield chunk + [chunk[-1]] * (size - len(chunk))
 
 
-class SQLiteStore:
+class SQLiteStore(LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` on one SQLite database file.
 
     One connection per store, shared across threads under a lock; other
@@ -147,6 +161,7 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0):
         self.path = os.fspath(path)
+        self._init_locks()
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
@@ -211,7 +226,12 @@ class SQLiteStore:
                     f"{self.path} has library schema version {version}; this mediadna reads up to "
                     f"{SCHEMA_VERSION}: upgrade mediadna",
                 )
-            # version < SCHEMA_VERSION: migrations go here.
+            else:
+                while version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    version += 1
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
     def _lib_id(conn: sqlite3.Connection, name: str) -> int:
@@ -229,6 +249,7 @@ class SQLiteStore:
                 zip(repeat(lib_id), keys, repeat(file_id)),
             )
         conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        conn.execute("UPDATE libraries SET revision = revision + 1 WHERE id = ?", (lib_id,))
 
     # -- libraries -----------------------------------------------------------
     def create_library(
@@ -271,6 +292,7 @@ class SQLiteStore:
             for table in _POSTINGS.values():
                 conn.execute(f"DELETE FROM {table} WHERE lib_id = ?", (lib_id,))
             conn.execute("DELETE FROM files WHERE lib_id = ?", (lib_id,))
+            conn.execute("DELETE FROM leases WHERE lib_id = ?", (lib_id,))
             conn.execute("DELETE FROM libraries WHERE id = ?", (lib_id,))
 
     # -- files ---------------------------------------------------------------
@@ -320,6 +342,7 @@ class SQLiteStore:
                 ),
             )
             file_id = cur.lastrowid
+            conn.execute("UPDATE libraries SET revision = revision + 1 WHERE id = ?", (lib_id,))
             for kind, (keys, times) in tracks.items():
                 conn.executemany(
                     f"INSERT INTO {_POSTINGS[kind]} (lib_id, key, file_id, t) VALUES (?, ?, ?, ?)",
@@ -416,6 +439,34 @@ class SQLiteStore:
 
     def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
         return self._lookup("audio", library, keys)
+
+    # -- writers -----------------------------------------------------------------
+    def library_revision(self, library: str) -> int:
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            return conn.execute("SELECT revision FROM libraries WHERE id = ?", (lib_id,)).fetchone()[0]
+
+    def _try_lease(self, library: str, token: str, seconds: float) -> bool:
+        now = time.time()
+        with self._tx(write=True) as conn:
+            lib_id = self._lib_id(conn, library)
+            row = conn.execute("SELECT owner, expires FROM leases WHERE lib_id = ?", (lib_id,)).fetchone()
+            if row is not None and row[0] != token and row[1] > now:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (lib_id, owner, expires) VALUES (?, ?, ?)", (lib_id, token, now + seconds)
+            )
+            return True
+
+    def _drop_lease(self, library: str, token: str) -> None:
+        try:
+            with self._tx(write=True) as conn:
+                conn.execute(
+                    "DELETE FROM leases WHERE owner = ? AND lib_id = (SELECT id FROM libraries WHERE name = ?)",
+                    (token, library),
+                )
+        except LibraryError:  # closed store: the lease simply expires
+            pass
 
     def close(self) -> None:
         with self._lock:

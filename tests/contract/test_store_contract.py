@@ -1,4 +1,5 @@
-"""Contract tests for every LibraryStore adapter (SQLite and in-memory).
+"""Contract tests for every LibraryStore adapter: SQLite, in-memory, DynamoDB
+in moto and DynamoDB over HTTP in dynalite (see conftest.py).
 
 Each test in the first part runs once per adapter through the ``store``
 fixture; the adapters must behave identically, errors and paging included.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mediadna.errors import (
@@ -40,26 +42,12 @@ from mediadna.store import (
 from mediadna.store.base import MAX_PAGE_SIZE, build_hits
 from mediadna.store.sqlite import SCHEMA_VERSION
 
-ADAPTERS = ["sqlite", "memory"]
+from conftest import ADAPTERS, kind_of  # tests/contract/conftest.py (rootdir-relative, no packages)
+
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 # -- helpers -------------------------------------------------------------------
-def make_store(kind: str, tmp_path: Path | None = None) -> LibraryStore:
-    if kind == "memory":
-        return MemoryStore()
-    if tmp_path is None:
-        return SQLiteStore(":memory:")
-    return SQLiteStore(tmp_path / "nested" / "dir" / "library.sqlite3")
-
-
-@pytest.fixture(params=ADAPTERS)
-def store(request, tmp_path):
-    s = make_store(request.param, tmp_path)
-    yield s
-    s.close()
-
-
 def make_fingerprint(seed: int = 0, visual: bool = True, audio: bool = True, n: int = 12) -> Fingerprint:
     rng = np.random.default_rng(seed)
     v = a = None
@@ -133,7 +121,9 @@ def code_of(excinfo) -> str:
 
 
 def assert_no_orphans(store: LibraryStore) -> None:
-    """SQLite only: no row may outlive its file or library (lookups would not show it)."""
+    """No row or item may outlive its file or library (lookups would not show it)."""
+    if kind_of(store) == "dynamodb":
+        return assert_no_dynamodb_orphans(store)
     if not isinstance(store, SQLiteStore):
         return
     conn = store._conn
@@ -144,6 +134,31 @@ def assert_no_orphans(store: LibraryStore) -> None:
         ).fetchone()[0]
         assert orphans == 0, table
     assert conn.execute("SELECT COUNT(*) FROM files WHERE lib_id NOT IN (SELECT id FROM libraries)").fetchone()[0] == 0
+
+
+def assert_no_dynamodb_orphans(store) -> None:
+    """Scan every table: each posting, chunk and record belongs to a current file of a live library."""
+    libs = {item.uid: item for item in store.Libraries.scan(consistent_read=True)}
+    current: dict[str, set[int]] = {uid: set() for uid in libs}
+    files = list(store.Files.scan(consistent_read=True))
+    for item in files:
+        assert item.lib in libs, f"files item of a deleted library: {item.k}"
+        if item.k.startswith("f#"):
+            current[item.lib].add(int(item.no))
+    for uid, lib in libs.items():
+        assert not lib.pending and not lib.dead, (lib.pending, lib.dead)
+        assert not lib.deleting
+        assert int(lib.file_count) == len(current[uid])
+    for item in files:
+        if item.k.startswith("b#"):
+            assert int(item.k.split("#")[1]) in current[item.lib], f"chunk of a gone file: {item.k}"
+    for kind, model in store.Terms.items():
+        for item in model.scan(consistent_read=True):
+            uid = item.t.split("#")[0]
+            assert uid in libs, f"{kind} term item of a deleted library: {item.t}"
+            nos = set(np.frombuffer(item.p or b"", dtype=[("no", "<u4"), ("t", "<f4")])["no"].tolist())
+            assert nos <= current[uid], f"{kind} postings of gone files {nos - current[uid]} in {item.t}"
+            assert item.p or item.stop, f"empty {kind} term item {item.t}"
 
 
 # -- libraries -------------------------------------------------------------------
@@ -387,6 +402,16 @@ def test_replace_of_a_new_key_just_adds(store):
 
 def break_audio_writes(store: LibraryStore, monkeypatch) -> type[BaseException]:
     """Make the next add_file fail after its record and visual postings are staged."""
+    if kind_of(store) == "dynamodb":
+        real = store._append_postings
+
+        def fail_on_audio(kind, *args, **kwargs):
+            if kind == "audio":
+                raise RuntimeError("injected")
+            return real(kind, *args, **kwargs)
+
+        monkeypatch.setattr(store, "_append_postings", fail_on_audio)
+        return RuntimeError
     if isinstance(store, SQLiteStore):
         store._conn.execute(
             "CREATE TEMP TRIGGER fail_audio BEFORE INSERT ON main.audio_postings BEGIN SELECT RAISE(ABORT, 'injected'); END"
@@ -505,38 +530,48 @@ posting_lists = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ADAPTERS)
-@settings(max_examples=25, deadline=None, database=None)
+def check_lookup_equals_brute_force(store: LibraryStore, visual, audio, query) -> None:
+    store.create_library("lib")
+    names = ["f0", "F1", "ä2", "f10", "f3", "_5"]
+    for i, name in enumerate(names):
+        v = [(k, t) for f, k, t in visual if f == i]
+        a = [(k, t) for f, k, t in audio if f == i]
+        postings = Postings([k for k, _ in v], [t for _, t in v], [k for k, _ in a], [t for _, t in a])
+        store.add_file("lib", make_record(name), make_fingerprint(i), postings)
+    q = set(query)
+    answers = [(store.lookup_visual("lib", np.array(query, np.uint32)), visual), (store.lookup_audio("lib", query), audio)]
+    for found, source in answers:
+        _check_hits_shape(found)
+        # duplicates collapse; order is (key, primary key, time)
+        expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
+        assert triples(found) == expected
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25))
-def test_lookup_equals_brute_force(kind, visual, audio, query):
-    store = make_store(kind)
-    try:
-        store.create_library("lib")
-        names = ["f0", "F1", "ä2", "f10", "f3", "_5"]
-        for i, name in enumerate(names):
-            v = [(k, t) for f, k, t in visual if f == i]
-            a = [(k, t) for f, k, t in audio if f == i]
-            postings = Postings([k for k, _ in v], [t for _, t in v], [k for k, _ in a], [t for _, t in a])
-            store.add_file("lib", make_record(name), make_fingerprint(i), postings)
-        q = set(query)
-        answers = [(store.lookup_visual("lib", np.array(query, np.uint32)), visual), (store.lookup_audio("lib", query), audio)]
-        for found, source in answers:
-            _check_hits_shape(found)
-            # duplicates collapse; order is (key, primary key, time)
-            expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
-            assert triples(found) == expected
-    finally:
-        store.close()
+def test_lookup_equals_brute_force(kind, store_factory, visual, audio, query):
+    check_lookup_equals_brute_force(store_factory(kind), visual, audio, query)
+
+
+@pytest.mark.parametrize("kind", ["moto", "dynalite"])
+@settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25))
+def test_lookup_equals_brute_force_on_dynamodb(kind, store_factory, visual, audio, query):
+    # tiny shards, so that spilling into shards and reading them back is exercised too
+    check_lookup_equals_brute_force(store_factory(kind, shard_postings=3), visual, audio, query)
 
 
 def test_lookup_with_thousands_of_keys(store):
     rng = np.random.default_rng(11)
     store.create_library("lib")
     expected = set()
+    # DynamoDB: still many batches of 100 reads / 25 writes, at a fraction of the emulators' time
+    n = 700 if kind_of(store) == "dynamodb" else 3000
     for i in range(4):
-        keys = rng.integers(0, 2**32, 3000, dtype=np.uint64).astype(np.uint32)
+        keys = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
         keys[:500] = rng.integers(0, 1000, 500)  # shared, colliding keys
-        times = rng.integers(0, 600, 3000).astype(np.float32) / 2
+        times = rng.integers(0, 600, n).astype(np.float32) / 2
         store.add_file("lib", make_record(f"f{i}"), make_fingerprint(i), Postings(keys, times, keys, times))
         expected |= {(int(k), f"f{i}", float(t)) for k, t in zip(keys, times)}
     stored_keys = np.array(sorted({k for k, _, _ in expected}), dtype=np.uint32)
@@ -546,7 +581,7 @@ def test_lookup_with_thousands_of_keys(store):
     hits = store.lookup_visual("lib", query)
     _check_hits_shape(hits)
     assert triples(hits) == sorted(e for e in expected if e[0] in wanted)
-    assert len(hits) > 5000
+    assert len(hits) > n
 
 
 @pytest.mark.parametrize("keys", [np.array([-1]), np.array([2**32]), np.array([1.5]), np.array([[1, 2]]), ["a"]], ids=repr)
@@ -647,8 +682,9 @@ def test_closed_store_refuses_work(store):
     assert code_of(e) == INTERNAL
 
 
-# -- both adapters answer alike -------------------------------------------------------
-def test_adapters_agree_on_a_scripted_session(tmp_path):
+# -- all adapters answer alike -------------------------------------------------------
+@pytest.mark.parametrize("kind", [a for a in ADAPTERS if a != "memory"])
+def test_adapters_agree_on_a_scripted_session(kind, store_factory):
     def session(s: LibraryStore):
         out = []
         s.create_library("lib")
@@ -667,12 +703,7 @@ def test_adapters_agree_on_a_scripted_session(tmp_path):
         out.append(s.get_library("lib").file_count)
         return out
 
-    sqlite_store, memory_store = make_store("sqlite", tmp_path), make_store("memory")
-    try:
-        assert session(sqlite_store) == session(memory_store)
-    finally:
-        sqlite_store.close()
-        memory_store.close()
+    assert session(store_factory(kind, on_disk=True)) == session(store_factory("memory"))
 
 
 def test_build_hits_orders_by_key_file_time():
@@ -764,9 +795,105 @@ def test_open_store_specs(tmp_path):
     in_memory_sqlite.close()
 
 
-@pytest.mark.parametrize("spec", ["postgres://db", "dynamodb:prefix", "memory:x", "library.sqlite3", "SQLITE:x"])
+@pytest.mark.parametrize("spec", ["postgres://db", "dynamo:prefix", "memory:x", "library.sqlite3", "SQLITE:x",
+                                  "dynamodb:", "dynamodb:a b", "dynamodb:" + "x" * 250])
 def test_open_store_rejects_unknown_specs(tmp_path, spec):
     with pytest.raises(MediaDnaError) as e:
         open_store(spec, tmp_path)
     assert code_of(e) == INVALID_ARGUMENT
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the writer lock and revision ------------------------------------------------------
+def test_revision_moves_with_every_add_and_delete(store):
+    store.create_library("lib")
+    store.create_library("other")
+    r0 = store.library_revision("lib")
+    add(store, "lib", "a")
+    r1 = store.library_revision("lib")
+    assert r1 != r0
+    add(store, "other", "a")  # another library's writes do not count
+    assert store.library_revision("lib") == r1
+    with pytest.raises(LibraryError):
+        add(store, "lib", "a")  # refused: nothing changed
+    assert store.library_revision("lib") == r1
+    store.delete_file("lib", "a")
+    assert store.library_revision("lib") not in (r0, r1)
+    with pytest.raises(LibraryError) as e:
+        store.library_revision("nope")
+    assert code_of(e) == LIBRARY_NOT_FOUND
+
+
+def test_library_lock_is_reentrant_and_excludes_other_threads(store):
+    store.create_library("lib")
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def holder():
+        with store.library_lock("lib"):
+            with store.library_lock("lib"):  # re-entered by the same thread
+                order.append("holder in")
+                inside.set()
+                release.wait(10)
+                add(store, "lib", "by-holder")  # writes while holding it
+                order.append("holder out")
+
+    def waiter():
+        inside.wait(10)
+        with store.library_lock("lib"):
+            order.append("waiter in")
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
+    for t in threads:
+        t.start()
+    inside.wait(10)
+    time.sleep(0.3)
+    assert order == ["holder in"]  # the waiter is still waiting
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order == ["holder in", "holder out", "waiter in"]
+    with pytest.raises(LibraryError) as e:
+        with store.library_lock("nope"):
+            pass
+    assert code_of(e) == LIBRARY_NOT_FOUND
+
+
+def test_sqlite_lock_spans_processes_sharing_a_file(tmp_path):
+    """Two handles on one database file (as two processes would have) exclude each other."""
+    path = tmp_path / "lib.sqlite3"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    a.create_library("lib")
+    b.lock_wait_seconds = 0.2
+    with a.library_lock("lib"):
+        with pytest.raises(LibraryError) as e:
+            with b.library_lock("lib"):
+                pass
+        assert code_of(e) == "library_busy"
+    with b.library_lock("lib"):  # released
+        pass
+    a.close()
+    b.close()
+
+
+def test_sqlite_upgrades_a_version_1_database(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    s = SQLiteStore(path)
+    s.create_library("lib")
+    add(s, "lib", "k", postings=make_postings({1: [1.0]}))
+    s.close()
+    conn = sqlite3.connect(path)  # make it what version 1 wrote
+    conn.execute("DROP TABLE leases")
+    conn.execute("ALTER TABLE libraries DROP COLUMN revision")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    s = SQLiteStore(path)
+    assert s.library_revision("lib") == 0
+    assert triples(s.lookup_visual("lib", [1])) == [(1, "k", 1.0)]
+    with s.library_lock("lib"):
+        add(s, "lib", "k2")
+    assert s.library_revision("lib") == 1
+    s.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
