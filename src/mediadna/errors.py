@@ -57,3 +57,10 @@ class MediaError(MediaDnaError):
 
 class LibraryError(MediaDnaError):
     """A library or library-file operation failed (not found, exists, ...)."""
+
+
+class LibraryBusyError(LibraryError):
+    """The library's writer lock stayed taken (``library_busy``): worth retrying later."""
+
+    def __init__(self, message: str):
+        super().__init__(LIBRARY_BUSY, message)

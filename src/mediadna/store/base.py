@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import INVALID_ARGUMENT, LIBRARY_BUSY, LibraryError
+from ..errors import INVALID_ARGUMENT, LibraryBusyError, LibraryError
 from ..fingerprint import Fingerprint
 
 #: Default similarity at or above which a match counts as a duplicate.
@@ -251,9 +251,7 @@ class LibraryLocks:
             delay = 0.01
             while not self._try_lease(library, token, self.lease_seconds):
                 if time.monotonic() > deadline:
-                    raise LibraryError(
-                        LIBRARY_BUSY, f"library {library!r} is locked by another writer; try again later"
-                    )
+                    raise LibraryBusyError(f"library {library!r} is locked by another writer; try again later")
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 1.0)
             self._leases[library] = [token, 1, time.monotonic()]

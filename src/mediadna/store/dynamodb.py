@@ -50,9 +50,9 @@ from ..errors import (
     FILE_NOT_FOUND,
     INTERNAL,
     INVALID_ARGUMENT,
-    LIBRARY_BUSY,
     LIBRARY_EXISTS,
     LIBRARY_NOT_FOUND,
+    LibraryBusyError,
     LibraryError,
 )
 from ..fingerprint import Fingerprint
@@ -584,7 +584,7 @@ class DynamoDBStore(LibraryLocks):
                                   condition=L.lock_owner == held[0])
             except PynamoDBException as exc:
                 if _conditional_failed(exc):
-                    raise LibraryError(LIBRARY_BUSY, f"lost the writer lock on library {library!r}") from None
+                    raise LibraryBusyError(f"lost the writer lock on library {library!r}") from None
                 raise _internal(exc) from exc
             held[2] = time.monotonic()
 

@@ -1,0 +1,1 @@
+"""Lambda handlers of the cloud pipeline (thin: parse, one domain call, return)."""

@@ -1,0 +1,1 @@
+"""What every handler shares: settings from the environment, observability, AWS adapters."""

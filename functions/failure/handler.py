@@ -1,0 +1,32 @@
+"""The workflow's one error sink: a ``failed`` result document, and the same callback as success."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from functions.common.aws import ResultSink
+from functions.common.observability import logger, metrics, tracer
+from functions.common.settings import settings
+from mediadna.jobs import error_from_state, failure_result
+
+
+class FailureInput(BaseModel):
+    job: dict
+    error: dict | None = None
+
+
+@logger.inject_lambda_context(correlation_id_path="job.job_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=FailureInput)
+def handler(event: FailureInput, context: LambdaContext) -> dict:
+    error = error_from_state(event.error)
+    logger.warning("job failed", error_code=error.code, error_message=error.message)
+    sink = ResultSink(settings())
+    result = failure_result(event.job, error)
+    message = sink.announce(result, sink.write(result))
+    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    return message
