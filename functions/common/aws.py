@@ -38,6 +38,14 @@ def library_store(spec: str) -> LibraryStore:
     return open_store(spec, tempfile.gettempdir())
 
 
+def record_job(settings: Settings, job: dict, state: str, **fields) -> None:
+    """Move the job's record in the jobs table (stores without one skip it)."""
+    store = library_store(settings.MEDIADNA_STORE)
+    if hasattr(store, "put_job"):
+        store.put_job(job.get("job_id") or "unknown", state, library=job.get("library") or None,
+                      input_key=job.get("key") or None, **fields)
+
+
 class S3Parts:
     """:class:`mediadna.jobs.PartStore` on an S3 bucket."""
 

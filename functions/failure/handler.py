@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.common.aws import ResultSink
+from functions.common.aws import ResultSink, record_job
 from functions.common.observability import logger, metrics, tracer
 from functions.common.settings import settings
 from mediadna.jobs import error_from_state, failure_result
@@ -27,6 +27,9 @@ def handler(event: FailureInput, context: LambdaContext) -> dict:
     logger.warning("job failed", error_code=error.code, error_message=error.message)
     sink = ResultSink(settings())
     result = failure_result(event.job, error)
-    message = sink.announce(result, sink.write(result))
+    key = sink.write(result)
+    record_job(settings(), event.job, "failed", result_location=f"s3://{settings().OUTPUT_BUCKET}/{key}",
+               error_code=error.code)
+    message = sink.announce(result, key)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     return message

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.common.aws import ResultSink, S3Parts, library_store
+from functions.common.aws import ResultSink, S3Parts, library_store, record_job
 from functions.common.observability import logger, metrics, tracer
 from functions.common.settings import settings
 from mediadna.jobs import Job, match_step
@@ -29,4 +29,5 @@ def handler(event: MatchInput, context: LambdaContext) -> dict:
     metrics.add_metric(name="DuplicatesFound", unit=MetricUnit.Count, value=int(result["duplicate"]))
     metrics.add_metric(name="FilesStored", unit=MetricUnit.Count, value=int(result["stored"]))
     key = ResultSink(cfg).write(result)
+    record_job(cfg, event.job, "succeeded", result_location=f"s3://{cfg.OUTPUT_BUCKET}/{key}")
     return {"result_key": key, "status": result["status"], "duplicate": result["duplicate"], "stored": result["stored"]}

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.common.aws import library_store, media_of, sha256_of
+from functions.common.aws import library_store, media_of, record_job, sha256_of
 from functions.common.observability import logger, tracer
 from functions.common.settings import settings
 from mediadna.jobs import Job, split_step
@@ -21,6 +21,7 @@ class SplitInput(BaseModel):
 @event_parser(model=SplitInput)
 def handler(event: SplitInput, context: LambdaContext) -> dict:
     job, cfg = Job.from_dict(event.job), settings()
+    record_job(cfg, event.job, "running")
     library_store(cfg.MEDIADNA_STORE).get_library(job.library)  # fail fast: library_not_found before any work
     with media_of(job, cfg) as media:
         plan = split_step(media, cfg.SEGMENT_SECONDS, cfg.SEGMENT_OVERLAP)

@@ -48,9 +48,13 @@ def media2fingerprint(
     """
     info = D.probe(source)
     digest = sha256 if sha256 is not None else (D.sha256_file(source) if start == 0 and end is None else "")
-    vx = V.VisualExtractor(aspect=info.display_aspect) if info.has_video and want_video else None
-    ax: A.AudioExtractor | None = None
     fps = D.SAMPLE_FPS if info.media_type != "image" else 1.0
+    vx = (
+        V.VisualExtractor(aspect=info.display_aspect, chunk_seconds=V.BOX_CHUNK / fps)
+        if info.has_video and want_video
+        else None
+    )
+    ax: A.AudioExtractor | None = None
     for item in D.decode_media(source, start=start, end=end, fps=fps, want_video=vx is not None, want_audio=want_audio):
         if item.kind == "video":
             vx.feed(item.time, item.data)  # type: ignore[union-attr]

@@ -64,21 +64,35 @@ class DirectoryPublisher:
 
 # --- steps ------------------------------------------------------------------
 def plan_segments(duration: float, segment_seconds: float = SEGMENT_SECONDS, overlap: float = SEGMENT_OVERLAP) -> list[tuple[float, float]]:
-    """split: windows ``[start, end)`` covering the media, consecutive ones overlapping."""
+    """split: windows ``[start, end)`` covering the media, consecutive ones overlapping.
+
+    A remainder shorter than a quarter segment joins the window before it
+    (no window of a fraction of a second at the end).
+    """
     if duration <= 0:
         return [(0.0, float("inf"))]
     out = []
     start = 0.0
     while start < duration:
         end = min(duration, start + segment_seconds)
+        if duration - end < 0.25 * segment_seconds:
+            end = duration
         out.append((start, end + (overlap if end < duration else 0.0)))
         start = end
     return out
 
 
+#: A window is decoded from this many seconds before its start: its first
+#: frames then get the same content box (one visual chunk of context) and its
+#: first audio peaks the same masking history as in a whole-file pass.  The
+#: lead-in belongs to the previous window and is dropped on merge.
+WINDOW_LEAD_IN = 8.0
+
+
 def extract_window(source: str | os.PathLike, start: float, end: float) -> Fingerprint:
     """extract: fingerprint one window; its media times are kept absolute."""
-    fp = media2fingerprint(source, start=start, end=None if end == float("inf") else end, sha256="")
+    lead = max(0.0, start - WINDOW_LEAD_IN)
+    fp = media2fingerprint(source, start=lead, end=None if end == float("inf") else end, sha256="")
     fp.meta["window_start"] = start
     fp.meta["window_end"] = end
     return fp

@@ -9,6 +9,8 @@ frames (black, fades, solid colour), which never count as evidence alone.
 
 from __future__ import annotations
 
+import math
+
 from typing import Iterable
 
 import cv2
@@ -452,9 +454,12 @@ class VisualExtractor:
     picture-in-picture inset wherever one was seen (often empty).
     """
 
-    def __init__(self, chunk: int = BOX_CHUNK, aspect: float | None = None):
+    def __init__(self, chunk: int = BOX_CHUNK, aspect: float | None = None, chunk_seconds: float | None = None):
         self.chunk = chunk
         self.aspect = aspect  # display width / height, if known
+        # chunks on a fixed time grid (multiples of chunk_seconds), so that a
+        # window decoded on its own cuts the same chunks as the whole file
+        self.chunk_seconds = chunk_seconds
         self._times: list[float] = []
         self._frames: list[np.ndarray] = []
         self._tracks: list[VisualTrack] = []
@@ -463,6 +468,10 @@ class VisualExtractor:
         self.inset: VisualTrack = VisualTrack.empty()
 
     def feed(self, t: float, frame: np.ndarray) -> None:
+        if self.chunk_seconds and self._times and (
+            math.floor(t / self.chunk_seconds) != math.floor(self._times[0] / self.chunk_seconds)
+        ):
+            self._flush()
         self._times.append(t)
         self._frames.append(frame)
         if len(self._frames) >= self.chunk:

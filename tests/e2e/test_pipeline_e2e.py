@@ -58,6 +58,12 @@ def test_a_reupload_is_found_with_its_time_codes(cloud, library, ref_a, make_cop
     assert mine["result_location"] == f"s3://{cloud.output_bucket}/{key}"
     notified = cloud.drain(cloud.topic_subscriber_queue)
     assert sorted(json.loads(m["Body"])["job_id"] for m in notified) == sorted(c["job_id"] for c in callbacks)
+    from functions.common.aws import library_store
+    from functions.common.settings import settings
+
+    record = library_store(settings().MEDIADNA_STORE).get_job(result["job_id"])
+    assert record["state"] == "succeeded" and record["result_location"] == mine["result_location"]
+    assert record["created_at"] <= record["updated_at"] and record["library"] == library
 
 
 def test_a_corrupt_upload_ends_in_a_failed_result_and_callback(cloud, library, ref_a):
@@ -74,6 +80,8 @@ def test_a_corrupt_upload_ends_in_a_failed_result_and_callback(cloud, library, r
     from functions.common.settings import settings
 
     assert library_store(settings().MEDIADNA_STORE).get_library(library).file_count == 0  # nothing half-stored
+    record = library_store(settings().MEDIADNA_STORE).get_job(result["job_id"])
+    assert record["state"] == "failed" and record["error_code"] == "corrupt_media"
 
 
 def test_a_duplicate_notification_makes_one_job(cloud, library, ref_b):

@@ -976,6 +976,28 @@ class DynamoDBStore(LibraryLocks):
     def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
         return self._lookup("audio", library, keys)
 
+    # -- jobs (the cloud pipeline's records) -------------------------------------------------------
+    def put_job(self, job_id: str, state: str, *, library: str | None = None, input_key: str | None = None,
+                result_location: str | None = None, error_code: str | None = None) -> None:
+        """Create or move a job record; ``created_at`` is kept from the first write."""
+        J = self._conn(self.Jobs) and self.Jobs
+        now = utc_now()
+        actions = [J.state.set(state), J.updated_at.set(now), J.created_at.set(J.created_at | now)]
+        for attr, value in (("library", library), ("input_key", input_key), ("result_location", result_location),
+                            ("error_code", error_code)):
+            if value is not None:
+                actions.append(getattr(J, attr).set(value))
+        J(job_id).update(actions=actions)
+
+    def get_job(self, job_id: str) -> dict | None:
+        J = self._conn(self.Jobs) and self.Jobs
+        try:
+            item = J.get(job_id, consistent_read=self.consistent_reads)
+        except DoesNotExist:
+            return None
+        return {k: getattr(item, k) for k in ("job_id", "state", "library", "input_key", "created_at", "updated_at",
+                                              "result_location", "error_code")}
+
     def close(self) -> None:
         self._closed = True
 
