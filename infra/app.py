@@ -1,0 +1,41 @@
+"""The CDK app: ``python -m infra.app`` synthesises to cdk.out (no CDK CLI needed).
+
+Deploy with the CLI: ``npx aws-cdk@2 deploy --all`` (cdk.json runs this module).
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_cdk import App, Environment, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import CONTEXT_DEFAULTS, PROCESSING_STACK, STATEFUL_STACK
+from infra.stacks import DataStack, ProcessingStack
+
+
+def settings_of(app: App) -> dict:
+    return {key: app.node.try_get_context(key) if app.node.try_get_context(key) is not None else default
+            for key, default in CONTEXT_DEFAULTS.items()}
+
+
+def build_app(context: dict | None = None, outdir: str | None = None) -> tuple[App, DataStack, ProcessingStack]:
+    app = App(context=context or {}, outdir=outdir)
+    settings = settings_of(app)
+    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    data = DataStack(app, STATEFUL_STACK, settings=settings, env=env,
+                     description="mediadna data: buckets and library tables (retained on delete)")
+    processing = ProcessingStack(app, PROCESSING_STACK, data=data, settings=settings, env=env,
+                                 description="mediadna processing: queues, topic, functions, workflow, dashboard")
+    processing.add_dependency(data)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))  # cdk-nag on every synth
+    return app, data, processing
+
+
+def main() -> None:
+    app, _, _ = build_app()
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

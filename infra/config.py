@@ -1,0 +1,57 @@
+"""Constants shared by the stacks and their tests (one place, no magic strings elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_FILE = ROOT / "infra" / "workflow" / "fingerprint.asl.json"
+DOCKERFILE = "functions/Dockerfile"
+
+APP_NAME = "MediaDna"
+STATEFUL_STACK = "MediaDnaData"
+PROCESSING_STACK = "MediaDnaProcessing"
+
+#: Workflow functions: construct id -> (handler module, memory MB, timeout s).
+#: Memory and timeouts from bench/run.py speed (extraction runs at 17-87x real
+#: time on one core at 1080p-270p, peak RSS ~150 MB): a 62 s window at 1080p takes
+#: ~4 s; 2048 MB gives Lambda's share of ~1.2 vCPU; 300 s leaves room for
+#: slow range reads.  Match reads the library; its time grows with library size.
+FUNCTIONS = {
+    "Trigger": ("functions.trigger.handler.handler", 512, 60),
+    "Split": ("functions.split.handler.handler", 1024, 300),
+    "Extract": ("functions.extract.handler.handler", 2048, 300),
+    "Merge": ("functions.merge.handler.handler", 1024, 120),
+    "Match": ("functions.match.handler.handler", 2048, 300),
+    "Publish": ("functions.publish.handler.handler", 512, 60),
+    "Failure": ("functions.failure.handler.handler", 512, 60),
+}
+#: Placeholders in the workflow file -> construct id of the function they name.
+WORKFLOW_SUBSTITUTIONS = {f"{name}FunctionArn": name for name in FUNCTIONS if name != "Trigger"}
+
+#: Logical ids of stateful resources: asserted stable by the infra tests
+#: (renaming one would replace the bucket or table and lose its data).
+STATEFUL_IDS = {
+    "InputBucket": "StorageInputBucket",
+    "OutputBucket": "StorageOutputBucket",
+    "WorkBucket": "StorageWorkBucket",
+    "AccessLogsBucket": "StorageAccessLogsBucket",
+    "LibrariesTable": "StorageLibrariesTable",
+    "FilesTable": "StorageFilesTable",
+    "VisualTable": "StorageVisualTable",
+    "AudioTable": "StorageAudioTable",
+    "JobsTable": "StorageJobsTable",
+}
+
+#: Context values (cdk.json or -c key=value) and their defaults.
+CONTEXT_DEFAULTS = {
+    "defaultLibrary": "default",
+    "defaultSaveType": "save",
+    "segmentSeconds": 60,
+    "segmentOverlap": 2,
+    "inputPrefix": "input/",
+    "inputSuffix": "",
+    "resultTemplate": "results/{library}/{date}/{inputName}-{jobId}.json",
+    "workRetentionDays": 2,
+    "logRetentionDays": 30,
+}

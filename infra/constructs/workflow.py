@@ -1,0 +1,51 @@
+"""Fingerprint workflow: the functions (one container image) and the state machine from its file."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import DOCKERFILE, FUNCTIONS, ROOT, WORKFLOW_FILE, WORKFLOW_SUBSTITUTIONS
+
+
+class FingerprintWorkflow(Construct):
+    def __init__(self, scope: Construct, cid: str, *, environment: dict[str, str], log_retention: logs.RetentionDays):
+        super().__init__(scope, cid)
+        self.functions: dict[str, lambda_.DockerImageFunction] = {}
+        for name, (handler, memory, timeout) in FUNCTIONS.items():
+            log_group = logs.LogGroup(self, f"{name}Logs", retention=log_retention,
+                                      removal_policy=RemovalPolicy.DESTROY)
+            self.functions[name] = lambda_.DockerImageFunction(
+                self, name,
+                code=lambda_.DockerImageCode.from_image_asset(
+                    str(ROOT), file=DOCKERFILE, cmd=[handler], ignore_mode=IgnoreMode.DOCKER,
+                    platform=ecr_assets.Platform.LINUX_AMD64,
+                ),
+                memory_size=memory,
+                timeout=Duration.seconds(timeout),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                environment={**environment, "POWERTOOLS_SERVICE_NAME": "mediadna",
+                             "POWERTOOLS_METRICS_NAMESPACE": "MediaDNA"},
+            )
+        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=log_retention,
+                                       removal_policy=RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine",
+            definition_body=sfn.DefinitionBody.from_file(str(WORKFLOW_FILE)),
+            definition_substitutions={key: self.functions[name].function_arn
+                                      for key, name in WORKFLOW_SUBSTITUTIONS.items()},
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+            timeout=Duration.hours(6),
+        )
+        # the state machine may invoke only its own functions (unqualified ARNs: no ':*' versions/aliases)
+        self.state_machine.add_to_role_policy(iam.PolicyStatement(
+            sid="InvokeWorkflowFunctions", actions=["lambda:InvokeFunction"],
+            resources=[self.functions[name].function_arn for name in WORKFLOW_SUBSTITUTIONS.values()],
+        ))
