@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate sample videos and show a copy being found (no input needed)")
     d.add_argument("--dir", type=Path, default=None, help="where to write the samples (default: <home>/demo)")
 
+    dv = sub.add_parser("dev", help="run the whole cloud flow locally (S3, SQS, SNS, DynamoDB, Step Functions on moto)")
+    dv.add_argument("--port", type=int, default=0, help="port of the local AWS endpoint (default: a free one)")
+    dv.add_argument("--data", default=None, metavar="DIR", help="keep tables and results across restarts in DIR")
+    dv.add_argument("--demo", action="store_true", help="upload an original and a disguised copy, print the verdict, stop")
+    dv.add_argument("--demo-dir", default=None, metavar="DIR", help="where --demo writes its sample videos")
+
     f = sub.add_parser("fingerprint", help="fingerprint a file once, to ingest or query later (.mdna)")
     f.add_argument("file")
     f.add_argument("-o", "--output", type=Path, default=None, help="output path (default: FILE.mdna)")
@@ -152,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if env["status"] == "succeeded" else 1
         if args.command == "demo":
             return _demo(args.dir or home / "demo")
+        if args.command == "dev":
+            try:
+                from functions.dev import run as run_dev  # the cloud side: needs the [aws,dev] extras
+            except ImportError as exc:
+                _err(f"invalid_argument: mediadna dev needs the cloud extras (pip install -e '.[dev]'): {exc}")
+                return 2
+            return run_dev(args.port, args.data, args.demo, args.demo_dir)
         if args.command == "fingerprint":
             fp = load_input(args.file)
             out = args.output or Path(str(args.file) + ".mdna")
