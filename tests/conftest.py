@@ -110,3 +110,15 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
 def silent_audio(media_dir: Path) -> Path:
     """A valid audio-only file holding nothing but silence (nothing to fingerprint)."""
     return synth.make_audio(media_dir / "silence.wav", kind="silence", duration=3.0, seed=0)
+
+
+@pytest.fixture
+def fake_aws(monkeypatch) -> None:
+    """Never a real account: fixed fake credentials and region, no profile, no custom endpoint."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MEDIADNA_DYNAMODB_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)

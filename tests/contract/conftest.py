@@ -26,16 +26,9 @@ import pytest
 from pytest_socket import disable_socket, enable_socket, socket_allow_hosts
 
 from mediadna.store import LibraryStore, MemoryStore, SQLiteStore
+from store_backends import ADAPTERS, kind_of  # tests/contract/store_backends.py
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTERS = ["sqlite", "memory", "moto", "dynalite"]
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -48,12 +41,8 @@ def _loopback_only():
 
 
 @pytest.fixture(autouse=True)
-def _fake_aws(monkeypatch):
-    """Never a real account: fixed fake credentials and region for every test."""
-    for key, value in FAKE_AWS.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "MEDIADNA_DYNAMODB_ENDPOINT"):
-        monkeypatch.delenv(key, raising=False)
+def _fake_aws(fake_aws):
+    """Every contract test runs with fake credentials (tests/conftest.py)."""
 
 
 def _dynalite_command() -> list[str] | None:
@@ -153,10 +142,6 @@ def store_factory(request, tmp_path) -> Iterator[Callable[..., LibraryStore]]:
         s.close()
     for ctx in contexts:
         ctx.stop()
-
-
-def kind_of(store: LibraryStore) -> str:
-    return "dynamodb" if type(store).__name__ == "DynamoDBStore" else type(store).__name__
 
 
 @pytest.fixture(params=ADAPTERS)

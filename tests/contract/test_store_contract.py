@@ -42,7 +42,7 @@ from mediadna.store import (
 from mediadna.store.base import MAX_PAGE_SIZE, build_hits
 from mediadna.store.sqlite import SCHEMA_VERSION
 
-from conftest import ADAPTERS, kind_of  # tests/contract/conftest.py (rootdir-relative, no packages)
+from store_backends import ADAPTERS, kind_of  # tests/contract/store_backends.py
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

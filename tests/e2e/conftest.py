@@ -87,16 +87,11 @@ class Cloud:
 
 
 @pytest.fixture
-def cloud(monkeypatch) -> Cloud:
-    from functions.local import REGION
+def cloud(monkeypatch, fake_aws) -> Cloud:
     from moto import mock_aws
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_METRICS_NAMESPACE": "MediaDNA",
-        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_DEV": "0",
-    }.items():
-        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MediaDNA")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         import boto3
 

@@ -13,13 +13,6 @@ import pytest
 import urllib3  # noqa: F401 - imported before sockets are blocked: it probes IPv6 with a socket on import
 from pytest_socket import disable_socket, enable_socket
 
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +23,10 @@ def _no_network():
 
 
 @pytest.fixture
-def aws(monkeypatch) -> Iterator[None]:
+def aws(fake_aws) -> Iterator[None]:
     """The one moto context of a test."""
     from moto import mock_aws
 
-    for key, value in FAKE_AWS.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "MEDIADNA_DYNAMODB_ENDPOINT"):
-        monkeypatch.delenv(key, raising=False)
     with mock_aws():
         yield
 
