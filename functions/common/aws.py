@@ -155,6 +155,32 @@ class ResultSink:
         return message
 
 
+def job_seconds(started: str | None) -> float | None:
+    """Seconds since the execution started (``$$.Execution.StartTime``), if known."""
+    from datetime import datetime, timezone
+
+    if not started:
+        return None
+    try:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    return max(0.0, (datetime.now(timezone.utc) - start).total_seconds())
+
+
+def object_options(bucket: str, key: str, version_id: str | None) -> dict:
+    """Job options an uploader set as object metadata (``x-amz-meta-library``,
+    ``-save-type``, ``-primary-key``); they win over the key convention."""
+    kw = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    try:
+        meta = client("s3").head_object(**kw).get("Metadata", {})
+    except ClientError:
+        return {}  # gone already: the job's split step reports it
+    return {k: v for k, v in meta.items() if k.lower() in ("library", "save-type", "primary-key")}
+
+
 def start_job(settings: Settings, job: Job) -> bool:
     """Start the workflow for ``job``; False if that execution name already exists (a repeat)."""
     try:

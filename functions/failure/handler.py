@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.common.aws import ResultSink, record_job
+from functions.common.aws import ResultSink, job_seconds, record_job
 from functions.common.observability import logger, metrics, tracer
 from functions.common.settings import settings
 from mediadna.jobs import error_from_state, failure_result
@@ -15,6 +15,7 @@ from mediadna.jobs import error_from_state, failure_result
 
 class FailureInput(BaseModel):
     job: dict
+    started: str | None = None  # the execution's start time ($$.Execution.StartTime)
     error: dict | None = None
 
 
@@ -32,4 +33,6 @@ def handler(event: FailureInput, context: LambdaContext) -> dict:
                error_code=error.code)
     message = sink.announce(result, key)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    if (seconds := job_seconds(event.started)) is not None:
+        metrics.add_metric(name="JobDuration", unit=MetricUnit.Seconds, value=seconds)
     return message

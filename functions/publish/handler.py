@@ -7,13 +7,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.common.aws import ResultSink
+from functions.common.aws import ResultSink, job_seconds
 from functions.common.observability import logger, metrics, tracer
 from functions.common.settings import settings
 
 
 class PublishInput(BaseModel):
     job: dict
+    started: str | None = None  # the execution's start time ($$.Execution.StartTime)
     result: dict
 
 
@@ -26,4 +27,6 @@ def handler(event: PublishInput, context: LambdaContext) -> dict:
     key = event.result["result_key"]
     message = sink.announce(sink.read(key), key)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
+    if (seconds := job_seconds(event.started)) is not None:
+        metrics.add_metric(name="JobDuration", unit=MetricUnit.Seconds, value=seconds)
     return message

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.parser.models.s3 import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
-from functions.common.aws import ResultSink, start_job
+from functions.common.aws import ResultSink, object_options, start_job
 from functions.common.observability import logger, metrics, tracer
 from functions.common.settings import settings
 from mediadna.errors import MediaDnaError
@@ -77,8 +77,9 @@ def record_handler(record: UploadRecord) -> None:
         if not r.eventName.startswith("ObjectCreated") or key.endswith("/"):
             continue  # deletions, folder markers
         try:
+            overrides = object_options(r.s3.bucket.name, key, r.s3.object.versionId)
             job = job_from_object(r.s3.bucket.name, key, r.s3.object.versionId or "", r.s3.object.eTag or "",
-                                  settings().defaults)
+                                  settings().defaults, overrides)
         except MediaDnaError as exc:  # a bad key is the user's answer, not a retry
             bad = {"job_id": "rejected", "key": key, "library": "", "save_type": "nosave"}
             sink = ResultSink(settings())

@@ -121,3 +121,13 @@ def test_test_events_and_folder_markers_are_ignored(cloud, library):
     assert cloud.deliver_uploads(with_test_event)["batchItemFailures"] == []
     assert cloud.wait() == []
     assert cloud.results() == {}
+
+
+def test_object_metadata_sets_the_job_options(cloud, library, ref_b):
+    """Uploaders that cannot choose the key set x-amz-meta-library / -save-type / -primary-key."""
+    cloud.s3.put_object(Bucket=cloud.input_bucket, Key="drop/clip-17.mp4", Body=ref_b.read_bytes(),
+                        Metadata={"library": library, "save-type": "forcesave", "primary-key": "campaign-17"})
+    assert cloud.deliver_uploads()["batchItemFailures"] == []
+    assert [e["status"] for e in cloud.wait()] == ["SUCCEEDED"]
+    (result,) = cloud.results().values()
+    assert (result["library"], result["save_type"], result["primary_key"]) == (library, "forcesave", "campaign-17")

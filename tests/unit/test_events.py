@@ -74,3 +74,14 @@ def test_callback_message_carries_a_valid_result():
     assert set(message) == {"job_id", "status", "library", "duplicate", "stored", "error", "result_location", "result"}
     validate(message["result"], "result")
     assert message["result"]["job_id"] == message["job_id"]
+
+
+def test_job_duration_from_the_execution_start():
+    from datetime import datetime, timedelta, timezone
+
+    from functions.common.aws import job_seconds
+
+    started = (datetime.now(timezone.utc) - timedelta(seconds=90)).isoformat().replace("+00:00", "Z")
+    assert 89 <= job_seconds(started) <= 120
+    assert job_seconds(load("state-publish.input.json")["started"]) > 0
+    assert job_seconds(None) is None and job_seconds("not a time") is None
