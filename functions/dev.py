@@ -164,16 +164,18 @@ class DevStack:
     def _load(self) -> None:
         s3, ddb = self.client("s3"), self.client("dynamodb")
         r = self.resources
-        for what, table in r.tables.items():
-            path = self.data_dir / "dynamodb" / f"{what}.json"
-            if path.exists():
-                for item in json.loads(path.read_text(), object_hook=_unb64):
-                    ddb.put_item(TableName=table, Item=item)
         for bucket in (r.output_bucket, r.work_bucket):  # input objects are not re-uploaded: that would re-run jobs
             root = self.data_dir / "s3" / bucket
             for path in root.rglob("*") if root.exists() else []:
                 if path.is_file():
                     s3.put_object(Bucket=bucket, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
+        # the libraries table last: a library shows up only once everything it owns is back
+        for what in ("files", "visual", "audio", "jobs", "libraries"):
+            path = self.data_dir / "dynamodb" / f"{what}.json"
+            items = json.loads(path.read_text(), object_hook=_unb64) if path.exists() else []
+            for start in range(0, len(items), 25):
+                ddb.batch_write_item(RequestItems={r.tables[what]: [
+                    {"PutRequest": {"Item": item}} for item in items[start:start + 25]]})
 
 
 def _b64(value):
@@ -193,19 +195,22 @@ def _unb64(obj):
 
 
 def run(port: int = 0, data_dir: str | None = None, demo: bool = False, demo_dir: str | None = None) -> int:
-    """The ``mediadna dev`` command."""
+    """The ``mediadna dev`` command: up until Ctrl-C (or until the demo is done)."""
+    import signal
+
     stack = DevStack(port, data_dir=data_dir)
-    stack.start()
     try:
+        stack.start()
         print(stack.describe(), flush=True)
         if demo:
             return _demo(stack, Path(demo_dir) if demo_dir else Path.cwd() / "mediadna-dev-demo")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("\nstopping ...", file=sys.stderr)
+        print("\nstopping ...", file=sys.stderr, flush=True)
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the state save short
         stack.stop()
 
 

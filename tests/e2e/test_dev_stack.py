@@ -15,8 +15,8 @@ from pytest_socket import enable_socket, socket_allow_hosts
 from functions.local import resource_names
 
 
-@pytest.fixture
-def dev_stack(tmp_path):
+def start_dev(home, *extra):
+    """``mediadna dev`` in a subprocess; returns (endpoint, session, clients, names, process) once it is up."""
     from functions.dev import free_port
 
     enable_socket()  # loopback only: the local endpoint
@@ -25,35 +25,52 @@ def dev_stack(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIADNA_"))}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from mediadna.cli import main; sys.exit(main(sys.argv[1:]))",
-         "--home", str(tmp_path / "home"), "dev", "--port", str(port)],
+         "--home", str(home), "dev", "--port", str(port), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     import boto3
 
     endpoint = f"http://127.0.0.1:{port}"
     session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
-    clients = {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "sqs")}
+    clients = {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "sqs", "stepfunctions")}
     names = resource_names()
     deadline = time.monotonic() + 90
-    while True:  # up when the state machine exists (created last)
+    while True:  # up once the state machine (created last) exists
         try:
-            if names["output"] in [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]]:
-                sfn = session.client("stepfunctions", endpoint_url=endpoint)
-                if sfn.list_state_machines()["stateMachines"]:
-                    break
+            if clients["stepfunctions"].list_state_machines()["stateMachines"]:
+                break
         except Exception:  # noqa: BLE001 - not up yet
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"mediadna dev did not come up: {proc.stderr.read()[-2000:]}")
         time.sleep(0.5)
-    yield endpoint, session, clients, names, proc
+    return endpoint, session, clients, names, proc
+
+
+def stop_dev(proc) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything cleanly
+    code = proc.wait(timeout=90)
+    return code, proc.stdout.read(), proc.stderr.read()
+
+
+@pytest.fixture
+def dev_stack(tmp_path):
+    started = start_dev(tmp_path / "home")
+    yield started
+    proc = started[-1]
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.kill()
+
+
+def library_store(endpoint, names, monkeypatch):
+    from mediadna.store.dynamodb import DynamoDBConfig, DynamoDBStore
+
+    for key, value in {"MEDIADNA_DYNAMODB_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "x",
+                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return DynamoDBStore(DynamoDBConfig.from_prefix(names["tables"]))
 
 
 def result_for(s3, bucket: str, key: str, timeout: float = 240.0) -> dict:
@@ -69,13 +86,7 @@ def result_for(s3, bucket: str, key: str, timeout: float = 240.0) -> dict:
 
 def test_uploads_over_http_become_results_and_callbacks(dev_stack, ref_a, make_copy, monkeypatch):
     endpoint, session, clients, names, proc = dev_stack
-    from mediadna.store.dynamodb import DynamoDBConfig, DynamoDBStore
-
-    monkeypatch.setenv("MEDIADNA_DYNAMODB_ENDPOINT", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    store = DynamoDBStore(DynamoDBConfig.from_prefix(names["tables"]))
+    store = library_store(endpoint, names, monkeypatch)
     store.create_library("ads")
     s3 = clients["s3"]
     s3.put_object(Bucket=names["input"], Key="input/ads/save/ref.mp4", Body=ref_a.read_bytes())
@@ -93,11 +104,36 @@ def test_uploads_over_http_become_results_and_callbacks(dev_stack, ref_a, make_c
     while len(got) < 2 and time.monotonic() < deadline:
         got += clients["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert sorted(json.loads(m["Body"])["job_id"] for m in got) == sorted([first["job_id"], second["job_id"]])
-    proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything cleanly
-    code = proc.wait(timeout=20)
-    logs = proc.stderr.read()
+    code, out, logs = stop_dev(proc)
     assert code == 0, logs[-3000:]
-    out = proc.stdout.read()
     assert "mediadna dev: AWS APIs at " + endpoint in out
     for step in ("Split", "Extract", "Merge", "Match", "Publish"):
         assert f"[{second['job_id']}] {step}: ok" in logs
+
+
+def test_data_folder_keeps_libraries_and_results_across_restarts(tmp_path, ref_b, monkeypatch):
+    data = tmp_path / "state"
+    endpoint, session, clients, names, proc = start_dev(tmp_path / "home", "--data", str(data))
+    try:
+        library_store(endpoint, names, monkeypatch).create_library("kept")
+        clients["s3"].put_object(Bucket=names["input"], Key="input/kept/save/b.mp4", Body=ref_b.read_bytes())
+        first = result_for(clients["s3"], names["output"], "input/kept/save/b.mp4")
+        assert first["stored"] is True
+    finally:
+        assert stop_dev(proc)[0] == 0
+    endpoint, session, clients, names, proc = start_dev(tmp_path / "home", "--data", str(data))
+    try:
+        store = library_store(endpoint, names, monkeypatch)
+        deadline = time.monotonic() + 60
+        while "kept" not in [lib.name for lib in store.list_libraries()]:  # the saved state is loading
+            assert time.monotonic() < deadline, "the library did not come back"
+            time.sleep(0.5)
+        assert [f.primary_key for f in store.list_files("kept").items] == ["b.mp4"]
+        again = result_for(clients["s3"], names["output"], "input/kept/save/b.mp4", timeout=30)
+        assert again["job_id"] == first["job_id"]
+        # and the restored library still matches: the same upload is now a duplicate
+        clients["s3"].put_object(Bucket=names["input"], Key="input/kept/nosave/b-again.mp4", Body=ref_b.read_bytes())
+        third = result_for(clients["s3"], names["output"], "input/kept/nosave/b-again.mp4")
+        assert third["duplicate"] is True and third["matches"][0]["primary_key"] == "b.mp4"
+    finally:
+        assert stop_dev(proc)[0] == 0
