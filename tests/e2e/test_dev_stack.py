@@ -98,17 +98,21 @@ def test_uploads_over_http_become_results_and_callbacks(dev_stack, ref_a, make_c
     assert second["duplicate"] is True and second["matches"][0]["primary_key"] == "ref.mp4"
     seg = second["matches"][0]["segments"][0]
     assert abs(seg["query_start"] - seg["reference_start"]) < 1.0
+    s3.put_object(Bucket=names["input"], Key="input/ads/save/notes.txt", Body=b"not a video")
+    bad = result_for(s3, names["output"], "input/ads/save/notes.txt")
+    assert bad["status"] == "failed" and bad["error"]["code"] == "not_media"
     queue = clients["sqs"].get_queue_url(QueueName=names["callbacks"])["QueueUrl"]
     got = []
     deadline = time.monotonic() + 30
-    while len(got) < 2 and time.monotonic() < deadline:
+    while len(got) < 3 and time.monotonic() < deadline:
         got += clients["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    assert sorted(json.loads(m["Body"])["job_id"] for m in got) == sorted([first["job_id"], second["job_id"]])
+    assert sorted(json.loads(m["Body"])["job_id"] for m in got) == sorted([first["job_id"], second["job_id"], bad["job_id"]])
     code, out, logs = stop_dev(proc)
     assert code == 0, logs[-3000:]
     assert "mediadna dev: AWS APIs at " + endpoint in out
     for step in ("Split", "Extract", "Merge", "Match", "Publish"):
         assert f"[{second['job_id']}] {step}: ok" in logs
+    assert f"[{bad['job_id']}] Split: FAILED MediaError: not_media" in logs  # a failing job shows its error
 
 
 def test_data_folder_keeps_libraries_and_results_across_restarts(tmp_path, ref_b, monkeypatch):
