@@ -20,7 +20,13 @@ def settings_of(app: App) -> dict:
 
 
 def build_app(context: dict | None = None, outdir: str | None = None) -> tuple[App, DataStack, ProcessingStack]:
-    app = App(context=context or {}, outdir=outdir)
+    context = dict(context or {})
+    run_by_cli = any(k in os.environ for k in ("CDK_CONTEXT_JSON", "CDK_OUTDIR", "CDK_CLI_VERSION"))
+    if "aws:cdk:bundling-stacks" not in context and not run_by_cli:
+        # run as `python -m infra.app` (synth only): no Docker bundling of the layer;
+        # the CDK CLI (`cdk deploy`) passes its own value and bundles
+        context["aws:cdk:bundling-stacks"] = []
+    app = App(context=context, outdir=outdir)
     settings = settings_of(app)
     env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     data = DataStack(app, STATEFUL_STACK, settings=settings, env=env,

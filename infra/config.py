@@ -12,20 +12,23 @@ APP_NAME = "MediaDna"
 STATEFUL_STACK = "MediaDnaData"
 PROCESSING_STACK = "MediaDnaProcessing"
 
-#: Workflow functions: construct id -> (handler module, memory MB, timeout s).
+#: Workflow functions: construct id -> (handler, memory MB, timeout s, package).
+#: "image": the container image (PyAV, OpenCV, SciPy: over a zip layer's 250 MB);
+#: "zip": light handlers on the Python runtime with the shared layer (layers/common).
 #: Memory and timeouts from bench/run.py speed (extraction runs at 17-87x real
 #: time on one core at 1080p-270p, peak RSS ~150 MB): a 62 s window at 1080p takes
 #: ~4 s; 2048 MB gives Lambda's share of ~1.2 vCPU; 300 s leaves room for
 #: slow range reads.  Match reads the library; its time grows with library size.
 FUNCTIONS = {
-    "Trigger": ("functions.trigger.handler.handler", 512, 60),
-    "Split": ("functions.split.handler.handler", 1024, 300),
-    "Extract": ("functions.extract.handler.handler", 2048, 300),
-    "Merge": ("functions.merge.handler.handler", 1024, 120),
-    "Match": ("functions.match.handler.handler", 2048, 300),
-    "Publish": ("functions.publish.handler.handler", 512, 60),
-    "Failure": ("functions.failure.handler.handler", 512, 60),
+    "Trigger": ("functions.trigger.handler.handler", 512, 60, "zip"),
+    "Split": ("functions.split.handler.handler", 1024, 300, "image"),
+    "Extract": ("functions.extract.handler.handler", 2048, 300, "image"),
+    "Merge": ("functions.merge.handler.handler", 1024, 120, "image"),
+    "Match": ("functions.match.handler.handler", 2048, 300, "image"),
+    "Publish": ("functions.publish.handler.handler", 512, 60, "zip"),
+    "Failure": ("functions.failure.handler.handler", 512, 60, "zip"),
 }
+LAYER_DIR = "layers/common"
 #: Placeholders in the workflow file -> construct id of the function they name.
 WORKFLOW_SUBSTITUTIONS = {f"{name}FunctionArn": name for name in FUNCTIONS if name != "Trigger"}
 

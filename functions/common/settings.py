@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mediadna.jobs import DEFAULT_RESULT_TEMPLATE, JobDefaults
-from mediadna.pipeline import SEGMENT_OVERLAP, SEGMENT_SECONDS
+from mediadna.defaults import SEGMENT_OVERLAP, SEGMENT_SECONDS
 
 
 class Settings(BaseModel):

@@ -29,20 +29,15 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from . import decode as D
+from .defaults import SAVE_TYPES, SEGMENT_OVERLAP, SEGMENT_SECONDS
 from .errors import INTERNAL, INVALID_ARGUMENT, MediaDnaError, MediaError
-from .extract import merge_fingerprints
 from .fingerprint import Fingerprint
-from .pipeline import (
-    SAVE_TYPES,
-    SEGMENT_OVERLAP,
-    SEGMENT_SECONDS,
-    build_result,
-    extract_window,
-    match_and_commit,
-    plan_segments,
-)
+from .result import build_result
 from .store.base import LibraryStore, validate_library_name, validate_primary_key
+
+# The steps that decode, fingerprint or match import the media stack (PyAV,
+# OpenCV, SciPy) when they run, so that the trigger, publish and error-sink
+# functions (options, names, failed results) stay light: a zip and a layer.
 
 #: Object keys are read as ``<prefix><library>/<save type>/<path>``; a key with
 #: fewer parts uses the defaults (see :func:`job_from_object`).
@@ -142,6 +137,9 @@ def part_key(job_id: str, name: str) -> str:
 # --- steps ----------------------------------------------------------------------
 def split_step(media: str | os.PathLike, segment_seconds: float = SEGMENT_SECONDS, overlap: float = SEGMENT_OVERLAP) -> dict:
     """split: probe (errors for bad media surface here) and plan segments."""
+    from . import decode as D
+    from .pipeline import plan_segments
+
     info = D.probe(media)
     segments = plan_segments(info.duration, segment_seconds, overlap)
     return {
@@ -156,6 +154,8 @@ def split_step(media: str | os.PathLike, segment_seconds: float = SEGMENT_SECOND
 
 def extract_step(media: str | os.PathLike, job_id: str, segment: dict, parts: PartStore) -> dict:
     """extract: fingerprint one segment's window and store it as a part."""
+    from .pipeline import extract_window
+
     end = segment.get("end")
     fp = extract_window(media, float(segment["start"]), float("inf") if end is None else float(end))
     key = part_key(job_id, f"part-{int(segment['index']):05d}.mdna")
@@ -165,6 +165,8 @@ def extract_step(media: str | os.PathLike, job_id: str, segment: dict, parts: Pa
 
 def merge_step(job: Job, part_keys: list[str], parts: PartStore, *, sha256: str, duration: float | None) -> dict:
     """merge: parts -> one fingerprint with absolute times (overlaps de-duplicated)."""
+    from .extract import merge_fingerprints
+
     pieces = [Fingerprint.from_bytes(parts.get_bytes(k)) for k in part_keys]
     fp = merge_fingerprints(pieces, sha256=sha256, duration=duration)
     fp.source = job.key
@@ -175,6 +177,8 @@ def merge_step(job: Job, part_keys: list[str], parts: PartStore, *, sha256: str,
 
 def match_step(store: LibraryStore, job: Job, fingerprint_key: str, parts: PartStore, *, timings: dict | None = None) -> dict:
     """match + commit: the result document (status ``succeeded``)."""
+    from .pipeline import match_and_commit
+
     fp = Fingerprint.from_bytes(parts.get_bytes(fingerprint_key))
     library = store.get_library(job.library)
     decision = match_and_commit(store, library, fp, job.primary_key, job.save_type, job.metadata)

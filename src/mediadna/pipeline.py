@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,13 +22,8 @@ from .fingerprint import FINGERPRINT_NAME, FINGERPRINT_VERSION, Fingerprint
 from .index import fingerprint2postings
 from .match import Match, Matcher, Segment, closeness
 from .store.base import DEFAULT_THRESHOLD, FileRecord, Library, LibraryStore, validate_primary_key
-
-SAVE_TYPES = ("nosave", "save", "forcesave", "onlysave")
-RESULT_SCHEMA_VERSION = "1.0"
-#: Pipeline windows: 60 s of media each, overlapping by 2 s so no frame or
-#: landmark at a boundary is lost (overlaps are de-duplicated on merge).
-SEGMENT_SECONDS = 60.0
-SEGMENT_OVERLAP = 2.0
+from .defaults import SAVE_TYPES, SEGMENT_OVERLAP, SEGMENT_SECONDS  # noqa: F401 - re-exported
+from .result import RESULT_SCHEMA_VERSION, build_result, new_job_id  # noqa: F401 - re-exported
 #: A query shorter than the library's minimum segment may still match if the
 #: copied run covers this fraction of it (e.g. a 2 s audio excerpt).
 SHORT_QUERY_FRACTION = 0.8
@@ -218,48 +212,6 @@ def match_and_commit(
 
 
 # --- result document ----------------------------------------------------------
-def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
-def build_result(
-    *,
-    job_id: str,
-    library: str,
-    input_key: str,
-    save_type: str,
-    fp: Fingerprint | None = None,
-    matches: list[Match] | None = None,
-    duplicate: bool = False,
-    stored: bool = False,
-    primary_key: str | None = None,
-    threshold: float | None = None,
-    error: MediaDnaError | None = None,
-    timings: dict | None = None,
-) -> dict:
-    return {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "job_id": job_id,
-        "status": "failed" if error else "succeeded",
-        "error": error.to_dict() if error else None,
-        "library": library,
-        "input": {
-            "key": input_key,
-            "duration": round(float(fp.duration), 3) if fp else None,
-            "sha256": (fp.sha256 or None) if fp else None,
-            "media_type": fp.media_type if fp else None,
-        },
-        "save_type": save_type,
-        "stored": bool(stored),
-        "primary_key": primary_key,
-        "duplicate": bool(duplicate),
-        "threshold": threshold,
-        "matches": [m.to_dict() for m in (matches or [])],
-        "fingerprint": {"name": FINGERPRINT_NAME, "version": FINGERPRINT_VERSION},
-        "timings": {k: round(v, 1) for k, v in (timings or {}).items()},
-    }
-
-
 # --- the engine -------------------------------------------------------------
 @dataclass
 class Engine:

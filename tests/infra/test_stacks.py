@@ -57,9 +57,12 @@ def test_resource_counts(assembly):
     proc.resource_count_is("AWS::SQS::Queue", 4)
     proc.resource_count_is("AWS::SNS::Topic", 1)
     proc.resource_count_is("AWS::StepFunctions::StateMachine", 1)
-    images = [f for f in assembly.resources(assembly.processing, "AWS::Lambda::Function").values()
-              if f["Properties"].get("PackageType") == "Image"]
-    assert len(images) == len(FUNCTIONS)
+    functions = assembly.resources(assembly.processing, "AWS::Lambda::Function").values()
+    images = [f for f in functions if f["Properties"].get("PackageType") == "Image"]
+    zips = [f for f in functions if f["Properties"].get("Layers")]
+    assert len(images) == sum(spec[3] == "image" for spec in FUNCTIONS.values()) == 4
+    assert len(zips) == sum(spec[3] == "zip" for spec in FUNCTIONS.values()) == 3
+    proc.resource_count_is("AWS::Lambda::LayerVersion", 1)
     # nothing that holds data lives in the processing stack
     for kind in ("AWS::S3::Bucket", "AWS::DynamoDB::Table"):
         proc.resource_count_is(kind, 0)
@@ -190,16 +193,22 @@ def test_each_function_gets_only_what_its_step_does(assembly):
     assert {"sns:Publish", "sqs:SendMessage"} <= publish and not any(a.startswith("dynamodb:") for a in publish)
 
 
-def test_functions_are_traced_images_with_log_retention(assembly):
+def test_functions_are_traced_with_log_retention_image_or_layer(assembly):
     functions = {k: f for k, f in assembly.resources(assembly.processing, "AWS::Lambda::Function").items()
-                 if f["Properties"].get("PackageType") == "Image"}
+                 if any(k.startswith(f"Workflow{n}") for n in FUNCTIONS)}
+    assert len(functions) == len(FUNCTIONS)
     groups = assembly.resources(assembly.processing, "AWS::Logs::LogGroup")
+    (layer_id,) = assembly.resources(assembly.processing, "AWS::Lambda::LayerVersion")
     for lid, f in functions.items():
         props = f["Properties"]
         assert props["TracingConfig"]["Mode"] == "Active", lid
         name = next(n for n in FUNCTIONS if lid.startswith(f"Workflow{n}"))
-        handler, memory, timeout = FUNCTIONS[name]
-        assert props["ImageConfig"]["Command"] == [handler]
+        handler, memory, timeout, package = FUNCTIONS[name]
+        if package == "image":
+            assert props["PackageType"] == "Image" and props["ImageConfig"]["Command"] == [handler]
+        else:  # light: the Python runtime, the handler from the shared layer
+            assert props["Handler"] == handler and props["Runtime"].startswith("python3.")
+            assert props["Layers"] == [{"Ref": layer_id}]
         assert (props["MemorySize"], props["Timeout"]) == (memory, timeout)
         assert props["LoggingConfig"]["LogGroup"]["Ref"] in groups
         env = props["Environment"]["Variables"]

@@ -85,3 +85,16 @@ def test_job_duration_from_the_execution_start():
     assert 89 <= job_seconds(started) <= 120
     assert job_seconds(load("state-publish.input.json")["started"]) > 0
     assert job_seconds(None) is None and job_seconds("not a time") is None
+
+
+def test_light_handlers_import_no_media_library():
+    """trigger, publish and failure run from a zip + layer without PyAV, OpenCV or SciPy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, functions.trigger.handler, functions.publish.handler, functions.failure.handler;"
+        "print(sorted(m for m in ('av', 'cv2', 'scipy', 'mediadna.decode', 'mediadna.match') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
