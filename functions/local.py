@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from infra.config import FUNCTIONS, STATEFUL_STACK, WORKFLOW_FILE, WORKFLOW_SUBSTITUTIONS
+from infra.config import (
+    FUNCTIONS,
+    STATEFUL_STACK,
+    WORKFLOW_FARGATE_PLACEHOLDERS,
+    WORKFLOW_FILE,
+    WORKFLOW_SUBSTITUTIONS,
+)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -163,6 +169,8 @@ def create_resources(session, tag: str = "", *, segment_seconds: float = 60.0, o
     definition = WORKFLOW_FILE.read_text()
     for placeholder, name in WORKFLOW_SUBSTITUTIONS.items():
         definition = definition.replace("${%s}" % placeholder, arns[name])
+    for placeholder in WORKFLOW_FARGATE_PLACEHOLDERS:  # no Fargate here: inputs that need it fail clearly
+        definition = definition.replace("${%s}" % placeholder, f"local-{placeholder}")
     machine = sfn.create_state_machine(name=n["state_machine"], definition=definition, roleArn=role)["stateMachineArn"]
     environment = {
         "STATE_MACHINE_ARN": machine, "WORK_BUCKET": n["work"], "OUTPUT_BUCKET": n["output"],

@@ -31,6 +31,11 @@ FUNCTIONS = {
 LAYER_DIR = "layers/common"
 #: Placeholders in the workflow file -> construct id of the function they name.
 WORKFLOW_SUBSTITUTIONS = {f"{name}FunctionArn": name for name in FUNCTIONS if name != "Trigger"}
+#: The other placeholders: the Fargate path (cluster, task definition, network).
+WORKFLOW_FARGATE_PLACEHOLDERS = ("ClusterArn", "TaskDefinitionArn", "SubnetA", "SubnetB", "TaskSecurityGroup")
+#: The Fargate task: vCPU units, memory MB, ephemeral storage GiB (a whole input of
+#: up to 6 h, downloaded, and one decoding core busy; ~150 MB resident).
+FARGATE_TASK = (2048, 4096, 100)
 
 #: Logical ids of stateful resources: asserted stable by the infra tests
 #: (renaming one would replace the bucket or table and lose its data).

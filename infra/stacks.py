@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 from infra.config import FUNCTIONS
+from infra.constructs.fargate import FargateExtraction
 from infra.constructs.ingestion import IngestionTrigger
 from infra.constructs.notifications import Notifications
 from infra.constructs.observability import Observability
@@ -74,7 +75,10 @@ class ProcessingStack(Stack):
             "RESULT_TEMPLATE": str(settings["resultTemplate"]),
         }
         retention = _retention(int(settings["logRetentionDays"]))
-        self.workflow = FingerprintWorkflow(self, "Workflow", environment=environment, log_retention=retention)
+        self.fargate = FargateExtraction(self, "Fargate", environment=environment, log_retention=retention)
+        self.workflow = FingerprintWorkflow(self, "Workflow", environment=environment, log_retention=retention,
+                                            extra_substitutions=self.fargate.substitutions())
+        self.fargate.allow_workflow(self.workflow.state_machine)
         fn = self.workflow.functions
         fn["Trigger"].add_environment("STATE_MACHINE_ARN", self.workflow.state_machine.state_machine_arn)
         self.ingestion.connect(fn["Trigger"])
@@ -102,6 +106,9 @@ class ProcessingStack(Stack):
         work_bucket.grant_put(fn["Extract"])
         work_bucket.grant_read_write(fn["Merge"])
         work_bucket.grant_read(fn["Match"])
+        task = self.fargate.task.task_role  # the whole-input path: read the upload, write the fingerprint
+        input_bucket.grant_read(task)
+        work_bucket.grant_put(task)
         for table in library_tables:
             table.grant_read_data(fn["Split"])  # the library must exist before any work
             table.grant_read_write_data(fn["Match"])  # match, then commit

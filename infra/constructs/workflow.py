@@ -17,7 +17,8 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14  # the latest (cdk-nag AwsSolutions-L1)
 
 
 class FingerprintWorkflow(Construct):
-    def __init__(self, scope: Construct, cid: str, *, environment: dict[str, str], log_retention: logs.RetentionDays):
+    def __init__(self, scope: Construct, cid: str, *, environment: dict[str, str], log_retention: logs.RetentionDays,
+                 extra_substitutions: dict[str, str] | None = None):
         super().__init__(scope, cid)
         self.functions: dict[str, lambda_.Function] = {}
         # the shared layer: its requirements plus src/mediadna and functions/ (bundled with Docker at deploy)
@@ -60,8 +61,9 @@ class FingerprintWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",
             definition_body=sfn.DefinitionBody.from_file(str(WORKFLOW_FILE)),
-            definition_substitutions={key: self.functions[name].function_arn
-                                      for key, name in WORKFLOW_SUBSTITUTIONS.items()},
+            definition_substitutions={**{key: self.functions[name].function_arn
+                                         for key, name in WORKFLOW_SUBSTITUTIONS.items()},
+                                      **(extra_substitutions or {})},
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
             timeout=Duration.hours(6),

@@ -145,6 +145,9 @@ def split_step(media: str | os.PathLike, segment_seconds: float = SEGMENT_SECOND
     return {
         "duration": info.duration,
         "media_type": info.media_type,
+        # an input whose duration cannot be probed cannot be split: it is read whole,
+        # which may outlast a Lambda task, so the workflow runs it on Fargate
+        "runner": "fargate" if info.duration <= 0 else "lambda",
         "segments": [
             {"index": i, "start": start, "end": None if end == float("inf") else end}
             for i, (start, end) in enumerate(segments)
@@ -161,6 +164,17 @@ def extract_step(media: str | os.PathLike, job_id: str, segment: dict, parts: Pa
     key = part_key(job_id, f"part-{int(segment['index']):05d}.mdna")
     parts.put_bytes(key, fp.to_bytes())
     return {"index": int(segment["index"]), "part": key}
+
+
+def whole_step(media: str | os.PathLike, job: Job, parts: PartStore, *, sha256: str) -> dict:
+    """extract + merge in one pass (the Fargate path): the whole fingerprint, where Merge puts it."""
+    from .extract import media2fingerprint
+
+    fp = media2fingerprint(media, sha256=sha256)
+    fp.source = job.key
+    key = part_key(job.job_id, "fingerprint.mdna")
+    parts.put_bytes(key, fp.to_bytes())
+    return {"fingerprint": key, "duration": fp.duration}
 
 
 def merge_step(job: Job, part_keys: list[str], parts: PartStore, *, sha256: str, duration: float | None) -> dict:

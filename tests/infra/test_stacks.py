@@ -7,13 +7,21 @@ import re
 
 import pytest
 
-from infra.config import FUNCTIONS, STATEFUL_IDS, WORKFLOW_FILE, WORKFLOW_SUBSTITUTIONS
+from infra.config import (
+    FARGATE_TASK,
+    FUNCTIONS,
+    STATEFUL_IDS,
+    WORKFLOW_FARGATE_PLACEHOLDERS,
+    WORKFLOW_FILE,
+    WORKFLOW_SUBSTITUTIONS,
+)
 
 #: The only actions allowed on Resource "*" (AWS offers no resource-level permission for them).
 STAR_ALLOWED = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "ecr:GetAuthorizationToken",
 }
 
 
@@ -150,9 +158,11 @@ def test_state_machine_runs_the_workflow_file(assembly):
     asset = assembly.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
     assert asset.read_bytes() == WORKFLOW_FILE.read_bytes()  # the very file tests/e2e executes
     placeholders = set(re.findall(r"\$\{(\w+)\}", WORKFLOW_FILE.read_text()))
-    assert set(props["DefinitionSubstitutions"]) == placeholders == set(WORKFLOW_SUBSTITUTIONS)
+    assert set(props["DefinitionSubstitutions"]) == placeholders == set(WORKFLOW_SUBSTITUTIONS) | set(WORKFLOW_FARGATE_PLACEHOLDERS)
     functions = assembly.resources(assembly.processing, "AWS::Lambda::Function")
     for key, value in props["DefinitionSubstitutions"].items():
+        if key not in WORKFLOW_SUBSTITUTIONS:
+            continue
         assert value["Fn::GetAtt"][0] in functions and value["Fn::GetAtt"][0].startswith(f"Workflow{WORKFLOW_SUBSTITUTIONS[key]}")
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["TracingConfiguration"]["Enabled"] is True
@@ -222,3 +232,26 @@ def test_dashboard_and_alarms(assembly):
     for word in ("Jobs", "Job duration", "DuplicatesFound", "Dead-letter queues"):
         assert word in body
     assert len(assembly.resources(assembly.processing, "AWS::CloudWatch::Alarm")) >= 3
+
+
+def test_fargate_path_for_inputs_lambda_cannot_split(assembly):
+    res = lambda kind: assembly.resources(assembly.processing, kind)
+    (task,) = res("AWS::ECS::TaskDefinition").values()
+    props = task["Properties"]
+    cpu, memory, disk = FARGATE_TASK
+    assert (props["Cpu"], props["Memory"], props["EphemeralStorage"]["SizeInGiB"]) == (str(cpu), str(memory), disk)
+    (container,) = props["ContainerDefinitions"]
+    assert container["Name"] == "extract" and container["EntryPoint"] == ["python", "-m", "functions.fargate"]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    (cluster,) = res("AWS::ECS::Cluster").values()
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["Properties"]["ClusterSettings"]
+    assert len(res("AWS::EC2::FlowLog")) == 1
+    for sg in res("AWS::EC2::SecurityGroup").values():
+        assert not sg["Properties"].get("SecurityGroupIngress")
+    (task_id,) = res("AWS::ECS::TaskDefinition")
+    run = [st for lid, _, st in statements(assembly, assembly.processing)
+           if lid.startswith("WorkflowStateMachineRole") and st.get("Sid") == "RunExtractionTask"]
+    assert run and run[0]["Resource"] == {"Ref": task_id}
+    passed = [st for lid, _, st in statements(assembly, assembly.processing)
+              if lid.startswith("WorkflowStateMachineRole") and st.get("Action") == "iam:PassRole"]
+    assert passed and all("Fn::GetAtt" in r for r in as_list(passed[0]["Resource"]))

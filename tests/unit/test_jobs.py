@@ -164,3 +164,31 @@ def test_a_30_minute_video_split_in_segments_merges_to_the_whole(thirty_minutes)
     a = set(zip(merged.audio.frames.tolist(), merged.audio.bins.tolist()))
     b = set(zip(whole.audio.frames.tolist(), whole.audio.bins.tolist()))
     assert len(a & b) / len(a | b) > 0.98
+
+
+def test_inputs_of_unknown_duration_go_to_fargate(monkeypatch, ref_a):
+    from mediadna import decode as D
+
+    plan = split_step(ref_a)
+    assert plan["runner"] == "lambda"
+    real = D.probe
+
+    def no_duration(source):
+        info = real(source)
+        info.duration = 0.0
+        return info
+
+    monkeypatch.setattr(D, "probe", no_duration)
+    plan = split_step(ref_a)
+    assert plan["runner"] == "fargate" and len(plan["segments"]) == 1
+
+
+def test_whole_step_writes_the_fingerprint_where_merge_would(ref_a):
+    from mediadna.jobs import whole_step
+
+    parts = DictParts()
+    job = job_from_object("b", "input/lib/save/a.mp4", "", "e")
+    out = whole_step(ref_a, job, parts, sha256="abc")
+    assert out["fingerprint"] == f"jobs/{job.job_id}/fingerprint.mdna"
+    fp = Fingerprint.from_bytes(parts.get_bytes(out["fingerprint"]))
+    assert fp.sha256 == "abc" and fp.source == job.key and len(fp.visual) > 50
