@@ -255,3 +255,17 @@ def test_fargate_path_for_inputs_lambda_cannot_split(assembly):
     passed = [st for lid, _, st in statements(assembly, assembly.processing)
               if lid.startswith("WorkflowStateMachineRole") and st.get("Action") == "iam:PassRole"]
     assert passed and all("Fn::GetAtt" in r for r in as_list(passed[0]["Resource"]))
+
+
+def test_python_m_infra_app_synthesises_offline(tmp_path):
+    """What the README says: `python -m infra.app` alone, no CDK CLI, no Docker."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDK_")}
+    out = subprocess.run([sys.executable, "-m", "infra.app"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no unacknowledged findings" in out.stdout
+    assert {"MediaDnaData.template.json", "MediaDnaProcessing.template.json"} <= {p.name for p in (tmp_path / "cdk.out").iterdir()}
