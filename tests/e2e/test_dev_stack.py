@@ -23,11 +23,15 @@ def start_dev(home, *extra):
     socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIADNA_"))}
+    home.mkdir(parents=True, exist_ok=True)
+    # files, not pipes: a chatty child must never block on a full pipe
+    out, err = open(home / "dev.out", "w+"), open(home / "dev.err", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from mediadna.cli import main; sys.exit(main(sys.argv[1:]))",
          "--home", str(home), "dev", "--port", str(port), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=out, stderr=err, text=True,
     )
+    proc.out_file, proc.err_file = out, err
     import boto3
 
     endpoint = f"http://127.0.0.1:{port}"
@@ -43,15 +47,21 @@ def start_dev(home, *extra):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"mediadna dev did not come up: {proc.stderr.read()[-2000:]}")
+            raise AssertionError(f"mediadna dev did not come up: {_read(proc.err_file)[-2000:]}")
         time.sleep(0.5)
     return endpoint, session, clients, names, proc
+
+
+def _read(f) -> str:
+    f.flush()
+    f.seek(0)
+    return f.read()
 
 
 def stop_dev(proc) -> tuple[int, str, str]:
     proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything cleanly
     code = proc.wait(timeout=90)
-    return code, proc.stdout.read(), proc.stderr.read()
+    return code, _read(proc.out_file), _read(proc.err_file)
 
 
 @pytest.fixture
