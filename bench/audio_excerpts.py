@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Audio-excerpt benchmark: are short noisy lossy excerpts of a reference's sound found?
 
-    python bench/audio_excerpts.py --out DIR [--refs 40] [--seed 7000] [--store memory|sqlite] [--json FILE]
+    python bench/audio_excerpts.py --out DIR [--refs 40] [--distractors 0] [--seed 7000] [--store memory|sqlite] [--json FILE]
 
 Issue #2's bar: a noisy, lossy 5 s excerpt of a reference's sound is
 identified >= 95 % of the time, a 2 s excerpt >= 80 %, with no false
@@ -12,7 +12,9 @@ The corpus (generated once into DIR, reused by later runs) is made with
 
 * ``--refs`` references, music and speech alternating, each from its own seed,
   30-90 s long, stored as WAV or 128 kb/s AAC; plus a few ambience
-  references as distractors (never queried);
+  references as distractors (never queried) and ``--distractors`` more
+  music and speech references, never queried either (a bigger library
+  offers more chance alignments);
 * per reference, two 2 s and two 5 s excerpts at random offsets, with white
   noise at 10-20 dB SNR, encoded as MP3 or AAC at 32-64 kb/s;
 * unrelated queries: 2 s and 5 s excerpts, made the same way, of music and
@@ -59,11 +61,11 @@ def _split(i: int) -> str:
     return "dev" if (i // 2) % 2 == 0 else "held-out"
 
 
-def build_corpus(out: Path, refs: int, seed: int) -> dict:
+def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0) -> dict:
     man_path = out / "manifest.json"
     if man_path.exists():
         man = json.loads(man_path.read_text())
-        if man.get("refs_n") == refs and man.get("seed") == seed:
+        if man.get("refs_n") == refs and man.get("seed") == seed and man.get("distractors_n", 0) == distractors:
             return man
     rng = np.random.default_rng(seed)
     for d in ("refs", "queries", "unrelated_src", "unrelated"):
@@ -87,9 +89,18 @@ def build_corpus(out: Path, refs: int, seed: int) -> dict:
                                 "split": _split(i)})
     for j in range(AMBIENCE_DISTRACTORS):
         path = out / "refs" / f"amb{j:03d}_noise.wav"
+        dur = float(rng.uniform(30, 90))  # drawn whether or not the file exists: the stream stays the same
         if not path.exists():
-            synth.make_audio(path, kind="noise", duration=float(rng.uniform(30, 90)), seed=seed + 10_000 + j)
+            synth.make_audio(path, kind="noise", duration=dur, seed=seed + 10_000 + j)
         library.append({"path": str(path), "kind": "noise", "split": "-", "queried": False})
+    drng = np.random.default_rng(seed + 1)  # its own stream: the queries do not depend on --distractors
+    for j in range(distractors):  # never queried: only make the library bigger
+        kind = KINDS[j % 2]
+        path = out / "refs" / f"dis{j:04d}_{kind}.m4a"
+        dur = float(drng.uniform(30, 90))
+        if not path.exists():
+            synth.make_audio(path, kind=kind, duration=dur, seed=seed + 40_000 + j, bitrate="128k")
+        library.append({"path": str(path), "kind": kind, "split": "-", "queried": False})
     for j in range(refs):  # one unrelated source per reference: a 2 s and a 5 s excerpt of it
         kind = KINDS[j % 2]
         src = out / "unrelated_src" / f"src{j:03d}_{kind}.wav"
@@ -101,7 +112,7 @@ def build_corpus(out: Path, refs: int, seed: int) -> dict:
             if not qp.exists():
                 synth.transform(src, qp, "audio_only", seed=seed * 10 + 5000 + j, **q)
             queries.append({"path": str(qp), "ref": None, "kind": kind, "length": length, "split": _split(j)})
-    man = {"seed": seed, "refs_n": refs, "library": library, "queries": queries}
+    man = {"seed": seed, "refs_n": refs, "distractors_n": distractors, "library": library, "queries": queries}
     man_path.write_text(json.dumps(man, indent=1))
     return man
 
@@ -187,17 +198,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="corpus and results folder (the corpus is reused)")
     ap.add_argument("--refs", type=int, default=40)
+    ap.add_argument("--distractors", type=int, default=0, help="extra music/speech library files, never queried")
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
     ap.add_argument("--json", type=Path, help="also write per-query rows here")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    man = build_corpus(a.out, a.refs, a.seed)
+    man = build_corpus(a.out, a.refs, a.seed, a.distractors)
     t1 = time.time()
     rows = evaluate(a.out, man, a.store)
     print(f"corpus {t1 - t:.0f} s, evaluation {time.time() - t1:.0f} s; library: {len(man['library'])} files "
-          f"({a.refs} references + {AMBIENCE_DISTRACTORS} ambience distractors)", file=sys.stderr)
+          f"({a.refs} references + {AMBIENCE_DISTRACTORS} ambience + {a.distractors} music/speech distractors)", file=sys.stderr)
     print(table(rows))
     print()
     print(detail(rows))
