@@ -49,8 +49,27 @@ MAX_DF = 31
 #: the library and the query side (this also keeps index keys from running hot).
 MAX_REPEATS_PER_MINUTE = 6
 MIN_REPEATS = 4
+#: Peaks of one sustained or gliding tone form a track: a peak continues a
+#: track with a peak at most TRACK_GAP frames earlier (a tone that noise hides
+#: for two frames is still one track) and TRACK_DF bins away (vibrato,
+#: glides).  Landmarks between the frames of one track, or from every frame of
+#: a tone to one target, are one piece of evidence, not one per frame (see
+#: match.py).
+TRACK_GAP = 3
+TRACK_DF = 1
 #: Audio is processed in blocks of this many seconds (memory stays flat).
 BLOCK_SECONDS = 60.0
+#: Sub-hop shifts (audfprint's --shifts): a copy cut at an arbitrary sample
+#: sits on an STFT grid offset from the original's by a fraction of a hop,
+#: which moves many peaks by a frame and changes their landmarks' dt (about
+#: half of the landmarks of a clean 2 s excerpt on the dev corpus).  Short
+#: inputs therefore also keep their peaks on SHIFTS - 1 more grids, HOP /
+#: SHIFTS samples apart; a query looks up the landmarks of every grid, and
+#: the grid nearest the reference's finds the most.
+SHIFTS = 4
+#: ... for inputs at most this long (s): short queries are where evidence is
+#: scarce, and a long input (or a reference) needs no more than its own grid.
+SHIFT_MAX_SECONDS = 30.0
 
 
 def _spectrogram(samples: np.ndarray) -> np.ndarray:
@@ -102,11 +121,17 @@ class AudioExtractor:
     """Streaming peak extraction over blocks with overlap (memory stays flat).
 
     ``first_time`` is the media time of the first fed sample; peak frames are
-    counted from media time 0.
+    counted from media time 0.  With ``shifts`` > 1 the peaks are also taken
+    on grids starting k * HOP / shifts samples later (k = 1 .. shifts - 1);
+    after :meth:`finish` they are in ``shifted`` ({offset in samples: track},
+    frame f of a shifted track starting at f * HOP + offset).
     """
 
-    def __init__(self, rate: int = 8000, first_time: float = 0.0):
+    def __init__(self, rate: int = 8000, first_time: float = 0.0, shifts: int = 1):
         self.rate = rate
+        self.shifted: dict[int, AudioTrack] = {}
+        # [offset, samples still to skip, extractor] per shifted grid
+        self._grids = [[k * HOP // shifts, k * HOP // shifts, AudioExtractor(rate, first_time)] for k in range(1, max(1, shifts))]
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._start_frame = int(round(first_time * rate / HOP))  # frame of the buffer's first sample
@@ -120,6 +145,11 @@ class AudioExtractor:
         self.block = max(int(BLOCK_SECONDS * rate), N_FFT + 4 * self.margin * HOP)
 
     def feed(self, samples: np.ndarray) -> None:
+        for grid in self._grids:
+            skip = min(grid[1], len(samples))
+            grid[1] -= skip
+            if skip < len(samples):
+                grid[2].feed(samples[skip:])
         self._buf.append(np.asarray(samples, np.float32))
         self._buffered += len(samples)
         # Blocks of exactly ``self.block`` samples: where blocks start must not
@@ -148,6 +178,7 @@ class AudioExtractor:
 
     def finish(self) -> AudioTrack:
         self._process(final=True)
+        self.shifted = {offset: ex.finish() for offset, _, ex in self._grids}
         return AudioTrack(np.concatenate(self._frames), np.concatenate(self._bins))
 
 
@@ -160,8 +191,17 @@ def peaks2landmarks(
     hashing (a copy sped up by s is matched with time_scale=s, and with
     freq_scale=1/s too when its pitch moved with the speed).
     """
+    h, t, _, _ = landmark_pairs(frames, bins, time_scale, freq_scale)
+    return h, t
+
+
+def landmark_pairs(
+    frames: np.ndarray, bins: np.ndarray, time_scale: float = 1.0, freq_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`peaks2landmarks`, plus each landmark's anchor and target peak (indices into the given peaks)."""
+    empty = (np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if len(frames) < 2:
-        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
+        return empty
     tf = frames.astype(np.float64) * time_scale
     ff = bins.astype(np.float64) * freq_scale
     ti = np.rint(tf).astype(np.int64)
@@ -171,6 +211,8 @@ def peaks2landmarks(
     n = len(ti)
     hashes: list[np.ndarray] = []
     times: list[np.ndarray] = []
+    anchors: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
     counts = np.zeros(n, np.int64)
     # Look ahead up to K peaks later; vectorised over anchors per lag.
     max_lag = 4 * FAN_OUT
@@ -188,19 +230,57 @@ def peaks2landmarks(
         h = ((fi[a] & 0xFF) << 12) | (((df[ok] + 32) & 0x3F) << 6) | (dt[ok] & 0x3F)
         hashes.append(h.astype(np.uint32))
         times.append(tf[a].astype(np.float32))
+        anchors.append(order[a])
+        targets.append(order[b])
     if not hashes:
-        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
-    return np.concatenate(hashes), np.concatenate(times)
+        return empty
+    return np.concatenate(hashes), np.concatenate(times), np.concatenate(anchors), np.concatenate(targets)
+
+
+def repeated(hashes: np.ndarray, duration: float) -> np.ndarray:
+    """Mask of landmarks whose hash repeats too often within one file (see MAX_REPEATS_PER_MINUTE)."""
+    if len(hashes) == 0:
+        return np.zeros(0, bool)
+    limit = max(MIN_REPEATS, int(MAX_REPEATS_PER_MINUTE * duration / 60.0))
+    _, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    return counts[inv] > limit
 
 
 def drop_repeated(hashes: np.ndarray, times: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
     """Remove landmarks whose hash repeats too often within one file."""
-    if len(hashes) == 0:
-        return hashes, times
-    limit = max(MIN_REPEATS, int(MAX_REPEATS_PER_MINUTE * duration / 60.0))
-    uniq, inv, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-    keep = counts[inv] <= limit
+    keep = ~repeated(hashes, duration)
     return hashes[keep], times[keep]
+
+
+def peak_tracks(frames: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Track id of each peak (the index of the track's first peak).
+
+    A peak continues the track of a peak at most TRACK_GAP frames earlier and
+    TRACK_DF bins away (a sustained or gliding tone; the latest, then the
+    lowest such peak), otherwise it starts a new track.
+    """
+    f = np.asarray(frames, np.int64)
+    b = np.asarray(bins, np.int64)
+    n = len(f)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    width = int(b.max()) + TRACK_DF + 2
+    key = f * width + b
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    pred = np.full(n, -1, np.int64)
+    for dt in range(1, TRACK_GAP + 1):
+        for db in range(-TRACK_DF, TRACK_DF + 1):
+            want = (f - dt) * width + (b + db)
+            pos = np.searchsorted(sk, want).clip(0, n - 1)
+            found = (sk[pos] == want) & (pred < 0)
+            pred[found] = order[pos[found]]
+    root = np.where(pred < 0, np.arange(n), pred)
+    while True:  # pointer jumping: every peak ends at its track's first peak
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            return root
+        root = nxt
 
 
 def frames2seconds(frames: np.ndarray, rate: int = 8000) -> np.ndarray:

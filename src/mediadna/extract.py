@@ -29,6 +29,7 @@ PARAMS = {
     "mask_margin_db": A.MASK_MARGIN_DB,
     "peaks_per_frame": A.PEAKS_PER_FRAME,
     "fan_out": A.FAN_OUT,
+    "audio_shifts": A.SHIFTS,
 }
 
 
@@ -55,6 +56,8 @@ def media2fingerprint(
         else None
     )
     ax: A.AudioExtractor | None = None
+    length = (min(info.duration, end) if end is not None else info.duration) - start
+    shifts = A.SHIFTS if 0 < length <= A.SHIFT_MAX_SECONDS else 1
     for item in D.decode_media(source, start=start, end=end, fps=fps, want_video=vx is not None, want_audio=want_audio):
         if item.kind == "video":
             vx.feed(item.time, item.data)  # type: ignore[union-attr]
@@ -62,7 +65,7 @@ def media2fingerprint(
                 break
         else:
             if ax is None:
-                ax = A.AudioExtractor(D.AUDIO_RATE, first_time=item.time)
+                ax = A.AudioExtractor(D.AUDIO_RATE, first_time=item.time, shifts=shifts)
             ax.feed(item.data)
     visual = vx.finish() if vx is not None else None
     inset = vx.inset if vx is not None and len(vx.inset) else None
@@ -78,6 +81,7 @@ def media2fingerprint(
         inset=inset,
         source=name,
         meta={k: v for k, v in info.to_dict().items() if k not in ("duration",)},
+        shifted=ax.shifted if ax is not None else {},
     )
     if end is None and start == 0:
         fp.duration = _observed_duration(fp, info.duration)
@@ -131,6 +135,17 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
             m = (t >= lo) & (t < hi)
             af.append(p.audio.frames[m])
             ab.append(p.audio.bins[m])
+    shifted: dict[int, AudioTrack] = {}
+    if all(set(p.shifted) == set(parts[0].shifted) for p in parts):  # sub-hop grids, owned alike
+        for offset in parts[0].shifted:
+            sf, sb = [], []
+            for i, p in enumerate(parts):
+                track = p.shifted[offset]
+                t = (track.frames.astype(np.float64) * A.HOP + offset) / D.AUDIO_RATE
+                m = (t >= starts[i]) & (t < starts[i + 1])
+                sf.append(track.frames[m])
+                sb.append(track.bins[m])
+            shifted[offset] = AudioTrack(np.concatenate(sf), np.concatenate(sb))
     first = parts[0]
     meta = {k: v for k, v in first.meta.items() if k not in ("window_start", "window_end")}
     return Fingerprint(
@@ -143,5 +158,6 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         inset=V.concat_tracks(it) if any(len(t) for t in it) else None,
         source=first.source,
         meta=meta,
+        shifted=shifted,
     )
 

@@ -123,6 +123,9 @@ class Fingerprint:
     inset: VisualTrack | None = None  # hashes of a picture-in-picture inset, where one was seen
     source: str = ""  # the input's file name, informative only
     meta: dict = field(default_factory=dict)  # probe facts (width, height, codecs...)
+    #: short inputs only: the audio peaks on STFT grids offset by this many
+    #: samples (see mediadna.audio.SHIFTS); frame f starts at f * hop + offset
+    shifted: dict[int, AudioTrack] = field(default_factory=dict)
 
     # -- convenience -------------------------------------------------------
     @property
@@ -147,6 +150,8 @@ class Fingerprint:
         if self.inset is not None and len(self.inset):
             i = self.inset
             out += [("i.times", i.times), ("i.hashes", i.hashes), ("i.flipped", i.flipped), ("i.flags", i.flags)]
+        for offset in sorted(self.shifted):
+            out += [(f"s{offset}.frames", self.shifted[offset].frames), (f"s{offset}.bins", self.shifted[offset].bins)]
         return out
 
     def _header(self) -> dict:
@@ -214,6 +219,11 @@ class Fingerprint:
         inset = None
         if "i.times" in arrays:
             inset = VisualTrack(arrays["i.times"], arrays["i.hashes"], arrays["i.flipped"], arrays["i.flags"])
+        shifted = {}
+        for name in arrays:
+            if name.startswith("s") and name.endswith(".frames"):
+                offset = name[1 : -len(".frames")]
+                shifted[int(offset)] = AudioTrack(arrays[name], arrays[f"s{offset}.bins"])
         return cls(
             duration=float(header["duration"]),
             sha256=str(header["sha256"]),
@@ -226,6 +236,7 @@ class Fingerprint:
             version=int(header["version"]),
             source=str(header.get("source", "")),
             meta=dict(header.get("meta", {})),
+            shifted=shifted,
         )
 
     # -- JSON --------------------------------------------------------------

@@ -55,19 +55,27 @@ def fingerprint2postings(fp: Fingerprint) -> Postings:
     return Postings(vk, vt, ak, at)
 
 
-def audio_query_variants(fp: Fingerprint) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
-    """[(time_scale, freq_scale, hashes, query times in seconds)] for a query.
+def audio_query_variants(fp: Fingerprint) -> list[tuple]:
+    """[(time_scale, freq_scale, hashes, query times in seconds, anchor tracks, target tracks)] for a query.
 
     Query times are the query's own (unscaled) times; ``time_scale`` maps them
-    onto the reference's time axis.
+    onto the reference's time axis.  Every STFT grid the query has peaks on
+    (its own and, for a short input, the sub-hop shifted ones) gives its own
+    variants.  The tracks (:func:`mediadna.audio.peak_tracks`) of each
+    landmark's two peaks let the matcher count independent evidence.
     """
     if fp.audio is None or not len(fp.audio):
         return []
     rate = float(fp.params.get("audio_rate", 8000))
+    grids = [(0, fp.audio)] + [(o, t) for o, t in sorted(fp.shifted.items()) if o and len(t)]
     out = []
     combos = [(s, 1.0) for s in TEMPO_SCALES] + [(s, 1.0 / s) for s in RESAMPLE_SCALES]
-    for ts, fs in combos:
-        h, frames = A.peaks2landmarks(fp.audio.frames, fp.audio.bins, time_scale=ts, freq_scale=fs)
-        h, frames = A.drop_repeated(h, frames, fp.duration)
-        out.append((ts, fs, h, (frames / ts) * A.HOP / rate))
+    for g, (offset, track) in enumerate(grids):
+        # track ids distinct across grids (each grid has its own peaks)
+        tracks = A.peak_tracks(track.frames, track.bins) + (g << 40)
+        for ts, fs in combos:
+            h, frames, a, b = A.landmark_pairs(track.frames, track.bins, time_scale=ts, freq_scale=fs)
+            keep = ~A.repeated(h, fp.duration)
+            h, frames, a, b = h[keep], frames[keep], a[keep], b[keep]
+            out.append((ts, fs, h, ((frames / ts) * A.HOP + offset) / rate, tracks[a], tracks[b]))
     return out

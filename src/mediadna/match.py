@@ -82,13 +82,19 @@ MIN_AUDIO_MATCHES = 8
 #: Share of the query's landmark anchors in a span found on the line that counts as
 #: a full-strength audio match; noisy lossy excerpts keep 20-80 %, chance lines < 15 %.
 AUDIO_FULL_RATIO = 0.3
-#: Consistent landmarks needed for full certainty: chance lines in a large
-#: library reach ~12-15 over a long span, a noisy 2 s excerpt of the right
-#: file 10-25 over a short one; certainty ramps from AUDIO_CERTAIN_FROM.
-AUDIO_CERTAIN_FROM = 5
-AUDIO_CERTAIN_SPAN = 10.0
-#: An off-speed line (one of 30 scale hypotheses) needs this many more.
-AUDIO_OFF_SPEED_EXTRA = 6
+#: Certainty counts independent events on the line, not landmarks: the
+#: distinct tracks (mediadna.audio.peak_tracks) among the matched anchors and
+#: among the matched targets, whichever is fewer.  A sustained tone makes the
+#: same landmarks every frame, so per-landmark counts let two unrelated songs
+#: holding one chord, or one tone marching into one drum hit, look like 10-20
+#: matches.  Chance lines reach 4-5 events at speed 1 in the dev library (46
+#: files; 5-7 with 200 more), a noisy lossy 2 s speech excerpt of the right
+#: file 8-25; certainty ramps from AUDIO_CERTAIN_FROM (0.5 at 8 events).
+AUDIO_CERTAIN_FROM = 4
+AUDIO_CERTAIN_SPAN = 8.0
+#: An off-speed line (one of 30 scale hypotheses) needs this many more
+#: (off-speed chance lines reach 2-3 events more than speed-1 ones).
+AUDIO_OFF_SPEED_EXTRA = 3
 AUDIO_GAP = 5.0
 #: An audio line at a scale farther from 1 replaces a nearer one only with
 #: this many more votes (15 %): neighbouring scales share most landmarks.
@@ -353,7 +359,8 @@ def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.nd
     Votes of neighbouring bins are pooled (a landmark offset straddles bins).
     Most landmarks span a few frames, so neighbouring scales collect nearly
     the same votes: variants are tried nearest to speed 1 first, and a
-    farther one must beat the best so far by SCALE_SWITCH_MARGIN.
+    farther one must beat the best so far by SCALE_SWITCH_MARGIN (variants
+    of one scale on other STFT grids just need more votes).
     """
     best = (-1, 0, 0)
     for v, lo, hi in sorted(bounds, key=lambda b: abs(scales[b[0]] - 1.0)):
@@ -367,7 +374,8 @@ def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.nd
         pooled[1:] += c[:-1]
         pooled[:-1] += c[1:]
         k = int(np.argmax(pooled))
-        if pooled[k] > best[2] * (1.0 + SCALE_SWITCH_MARGIN if best[0] >= 0 else 1.0):
+        farther = best[0] >= 0 and abs(scales[v] - 1.0) > abs(scales[best[0]] - 1.0) + 1e-9
+        if pooled[k] > best[2] * (1.0 + SCALE_SWITCH_MARGIN if farther else 1.0):
             best = (v, k + base, int(pooled[k]))
     return best
 
@@ -375,7 +383,9 @@ def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.nd
 def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> dict[str, list[Segment]]:
     """Segments per reference from landmark hits.
 
-    ``hits_by_file[file] = (variant index, query time s, reference time s)`` arrays.
+    ``hits_by_file[file] = (variant index, query time s, reference time s[,
+    anchor track, target track])`` arrays; without tracks every anchor time
+    counts as an event of its own.
     Each round takes the strongest (scale, offset) line over all variants,
     chains its inliers into segments, then removes every hit (any variant)
     that line explains, so the next round finds the next copied segment.
@@ -383,9 +393,11 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
     out: dict[str, list[Segment]] = {}
     scales = np.array([v[0] for v in variants], np.float64)
     anchor_times = [np.unique(np.round(v[3], 3)) for v in variants]
-    for fkey, (vi, tq, trf) in hits_by_file.items():
+    for fkey, hit in hits_by_file.items():
+        vi, tq, trf = hit[:3]
+        at, tt = hit[3:5] if len(hit) > 3 else (np.round(tq, 3),) * 2
         order = np.argsort(vi, kind="stable")
-        vi, tq, trf = vi[order], tq[order], trf[order]
+        vi, tq, trf, at, tt = vi[order], tq[order], trf[order], at[order], tt[order]
         edges = np.r_[0, np.nonzero(np.diff(vi))[0] + 1, len(vi)]
         bounds = [(int(vi[edges[k]]), int(edges[k]), int(edges[k + 1])) for k in range(len(edges) - 1)]
         off = trf - scales[vi] * tq
@@ -405,13 +417,16 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
             anchors = anchor_times[v]
             for run in _runs(tq[sel], AUDIO_GAP):
                 ridx = sel[_peel_edges(tq[sel], run, AUDIO_EDGE_GAP)]
-                n = len(np.unique(np.round(tq[ridx], 3)))
-                if n < MIN_AUDIO_MATCHES:
+                n_anchor = len(np.unique(np.round(tq[ridx], 3)))
+                if n_anchor < MIN_AUDIO_MATCHES:
                     continue
+                # independent events: distinct tracks among the anchors and among the targets
+                n = min(len(np.unique(at[ridx])), len(np.unique(tt[ridx])))
                 qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
                 in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
-                ratio = n / max(in_span, 1)
-                log.debug("audio line %s scale=%.2f offset=%.2f n=%d span=%d ratio=%.3f q=[%.1f,%.1f]", fkey, ts, offset, n, in_span, ratio, qs, qe)
+                ratio = n_anchor / max(in_span, 1)
+                log.debug("audio line %s scale=%.2f offset=%.2f events=%d anchors=%d span=%d ratio=%.3f q=[%.1f,%.1f]",
+                          fkey, ts, offset, n, n_anchor, in_span, ratio, qs, qe)
                 strength = min(1.0, ratio / AUDIO_FULL_RATIO)
                 start = AUDIO_CERTAIN_FROM + (AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0)
                 certainty = min(1.0, max(0.0, (n - start) / AUDIO_CERTAIN_SPAN))
@@ -556,7 +571,7 @@ class Matcher:
         by_file: dict[str, list] = {}
         hk_order = np.argsort(hits.keys, kind="stable")
         hk = hits.keys[hk_order]
-        for vi, (_, _, h, qt) in enumerate(variants):
+        for vi, (_, _, h, qt, a_track, t_track) in enumerate(variants):
             lo = np.searchsorted(hk, h, "left")
             hi = np.searchsorted(hk, h, "right")
             cnt = hi - lo
@@ -567,8 +582,11 @@ class Matcher:
             files = hits.files[h_idx]
             for f in np.unique(files):
                 m = files == f
-                by_file.setdefault(f, []).append((np.full(m.sum(), vi), qt[q_idx[m]], hits.times[h_idx[m]].astype(np.float64)))
-        merged = {f: tuple(np.concatenate([p[k] for p in parts]) for k in range(3)) for f, parts in by_file.items()}
+                qi = q_idx[m]
+                by_file.setdefault(f, []).append(
+                    (np.full(m.sum(), vi), qt[qi], hits.times[h_idx[m]].astype(np.float64), a_track[qi], t_track[qi])
+                )
+        merged = {f: tuple(np.concatenate([p[k] for p in parts]) for k in range(5)) for f, parts in by_file.items()}
         # keep files with enough raw evidence before the costlier pass
         merged = {f: t for f, t in merged.items() if len(t[0]) >= MIN_AUDIO_MATCHES}
         return merged, variants

@@ -553,7 +553,7 @@ def test_index_does_not_post_a_loop():
     _, counts = np.unique(posted.audio_keys, return_counts=True)
     assert counts.max(initial=0) <= A.MIN_REPEATS
     # ... and a query made of the loop looks up as little, at every scale
-    for ts, fs, h, _ in I.audio_query_variants(loop_fp):
+    for ts, fs, h, *_ in I.audio_query_variants(loop_fp):
         assert len(h) <= 0.25 * len(raw), (ts, fs, len(h))
     # a melody is posted in full, at its anchor times in seconds
     mel_fp = _audio_fp(melody(0, seconds))
