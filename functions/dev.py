@@ -198,19 +198,26 @@ def run(port: int = 0, data_dir: str | None = None, demo: bool = False, demo_dir
     """The ``mediadna dev`` command: up until Ctrl-C (or until the demo is done)."""
     import signal
 
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C and `kill` stop cleanly, even when started with SIGINT ignored (a shell's background job)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     stack = DevStack(port, data_dir=data_dir)
     try:
         stack.start()
         print(stack.describe(), flush=True)
         if demo:
             return _demo(stack, Path(demo_dir) if demo_dir else Path.cwd() / "mediadna-dev-demo")
-        while True:
-            time.sleep(3600)
+        while True:  # short sleeps: a signal that lands on another thread is handled within a second
+            time.sleep(1.0)
     except KeyboardInterrupt:
         print("\nstopping ...", file=sys.stderr, flush=True)
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the state save short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
 
 
