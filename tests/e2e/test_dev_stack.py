@@ -60,7 +60,11 @@ def _read(f) -> str:
 
 def stop_dev(proc) -> tuple[int, str, str]:
     proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything cleanly
-    code = proc.wait(timeout=90)
+    try:
+        code = proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave a server behind
+        raise
     return code, _read(proc.out_file), _read(proc.err_file)
 
 
