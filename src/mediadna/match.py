@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 
+from . import audio as A
 from . import index as I
 from .fingerprint import Fingerprint
 from .store.base import LibraryStore
@@ -103,6 +104,14 @@ SCALE_SWITCH_MARGIN = 0.15
 #: another one this close (s), or a lone chance hit up to AUDIO_GAP beyond
 #: the copy stretches the segment (and then outranks the true one).
 AUDIO_EDGE_GAP = 2.0
+#: The first and last frames of a sound often fail to match (their landmarks
+#: pair with peaks the excerpt cut off or noise hid): reference peaks this
+#: close to an audio segment's ends count as part of it when the segment is
+#: extended over the reference's silence (s; 0.03-0.07 s on the dev corpus).
+AUDIO_ONSET_SLACK = 0.1
+#: ... over a pause at least this long (s): shorter gaps are between words or
+#: notes (0.02-0.12 s in the generated speech), not silence.
+AUDIO_PAUSE = 0.25
 
 
 @dataclass
@@ -448,6 +457,33 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
     return out
 
 
+def extend_over_silence(seg: Segment, ref_times: np.ndarray, query_duration: float, ref_duration: float) -> Segment:
+    """``seg`` reaching across the query's ends where the reference, at the
+    aligned times, pauses (has no peaks for AUDIO_PAUSE or up to the query's end).
+
+    A pause of the original is copied with the rest, but nothing can match in
+    it, so the evidence stops where the sound does: a 2 s excerpt starting in
+    a pause would otherwise look like a 1.3 s copy.  Reference peaks within
+    AUDIO_ONSET_SLACK of the segment's ends belong to the sound it matched.
+    """
+    ts, off = seg.speed, seg.offset
+    lo_r, hi_r = max(0.0, off), min(ref_duration, ts * query_duration + off)  # the query's whole span, in reference time
+    rs, re = seg.reference_start, seg.reference_end
+    before = ref_times[(ref_times >= lo_r) & (ref_times < rs - AUDIO_ONSET_SLACK)]
+    if not len(before):
+        rs = min(rs, lo_r)
+    elif rs - AUDIO_ONSET_SLACK - before.max() >= AUDIO_PAUSE:
+        rs = min(rs, float(before.max()) + AUDIO_BIN / 2)
+    after = ref_times[(ref_times > re + AUDIO_ONSET_SLACK) & (ref_times <= hi_r)]
+    if not len(after):
+        re = max(re, hi_r)
+    elif after.min() - re - AUDIO_ONSET_SLACK >= AUDIO_PAUSE:
+        re = max(re, float(after.min()))
+    qs = min(seg.query_start, max(0.0, (rs - off) / ts)) if rs < seg.reference_start else seg.query_start
+    qe = max(seg.query_end, min(query_duration, (re - off) / ts)) if re > seg.reference_end else seg.query_end
+    return replace(seg, query_start=qs, query_end=qe, reference_start=rs, reference_end=re)
+
+
 # --- fusion -----------------------------------------------------------------
 def fuse(visual: list[Segment], audio: list[Segment]) -> list[Segment]:
     """Merge overlapping visual and audio segments on the same line."""
@@ -604,6 +640,11 @@ class Matcher:
         for f in vis_cands:
             refs[f] = self.store.load_fingerprint(library, f)
         a_segs = audio_segments(a_hits, variants, fp.duration, ref_durations)
+        for f, segs in a_segs.items():
+            if any(seg.score > 0 for seg in segs):  # worth reading the reference for
+                ref = refs.get(f) or self.store.load_fingerprint(library, f)
+                ref_times = ref.audio.frames * (A.HOP / float(ref.params.get("audio_rate", 8000))) if ref.audio is not None else np.zeros(0)
+                a_segs[f] = [extend_over_silence(seg, ref_times, fp.duration, ref_durations[f]) for seg in segs]
         matches = []
         for f in set(vis_cands) | set(a_segs):
             v_segs = [seg for view in query_views(fp) for seg in align_visual(view, refs[f])] if f in refs else []

@@ -399,6 +399,34 @@ def test_audio_certainty_counts_events_not_landmarks():
     assert audio_segments(funnel, variants, 20.0, {"f": 60.0})["f"][0].score == 0.0
 
 
+def test_audio_segment_extends_over_the_reference_silence():
+    """A 2 s excerpt whose first 0.6 s is a pause of the original: the match
+    starts at 0.6 s, but the copy covers the pause too.  Where the reference
+    has sound that did not match, the segment does not grow."""
+    from mediadna.match import AUDIO_PAUSE, extend_over_silence
+
+    seg = Segment(0.6, 1.7, 10.6, 11.7, 0.9, "audio")  # offset 10 s
+    speech = np.arange(10.57, 11.9, 0.032)  # reference peaks: sound from 10.57 s (0.03 s unmatched onset) on
+    out = extend_over_silence(seg, speech, 2.0, 60.0)
+    assert out.query_start == 0.0 and out.reference_start == 10.0
+    assert out.query_end == 1.7  # the sound goes on after the match
+    assert out.score == seg.score and out.offset == pytest.approx(seg.offset)
+    # sound in the reference before the pause: the segment reaches back to just after it
+    earlier = np.r_[np.arange(9.5, 10.2, 0.032), speech]
+    out = extend_over_silence(seg, earlier, 2.0, 60.0)
+    assert 0.15 < out.query_start < 0.3
+    # the reference falls silent after the match: the end reaches the query's end
+    out = extend_over_silence(seg, np.arange(10.57, 11.75, 0.032), 2.0, 60.0)
+    assert (out.query_start, out.query_end) == (0.0, 2.0) and out.reference_end == pytest.approx(12.0)
+    # ... but not past the reference's end, nor before its start
+    out = extend_over_silence(Segment(0.6, 1.7, 0.3, 1.4, 0.9, "audio"), np.zeros(0), 2.0, 1.5)
+    assert out.reference_start == 0.0 and out.query_start == pytest.approx(0.3) and out.reference_end == 1.5
+    # sound all around, or gaps shorter than a pause: nothing changes
+    assert extend_over_silence(seg, np.arange(9.0, 13.0, 0.032), 2.0, 60.0) == seg
+    words = np.r_[np.arange(9.0, 10.3, 0.032), np.arange(10.3 + AUDIO_PAUSE - 0.05, 13.0, 0.032)]
+    assert extend_over_silence(seg, words, 2.0, 60.0) == seg
+
+
 # --- audio excerpts, end to end ----------------------------------------------------------
 EXCERPT_SEEDS = (301, 302, 303, 304, 305, 306)
 
