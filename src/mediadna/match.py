@@ -362,7 +362,16 @@ def _dedupe(segments: list[Segment]) -> list[Segment]:
 
 
 # --- audio ------------------------------------------------------------------
-def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
+def _sorted_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(x, return_counts=True) for integers, by sorting (faster here)."""
+    x = np.sort(x)
+    if not len(x):
+        return x, np.zeros(0, np.int64)
+    cut = np.r_[0, np.flatnonzero(x[1:] != x[:-1]) + 1]
+    return x[cut], np.diff(np.r_[cut, len(x)])
+
+
+def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
     """(variant, offset bin, votes) of the strongest offset peak over all variants.
 
     Votes of neighbouring bins are pooled (a landmark offset straddles bins).
@@ -371,21 +380,41 @@ def _best_line(scales: np.ndarray, bounds: list[tuple[int, int, int]], ob: np.nd
     farther one must beat the best so far by SCALE_SWITCH_MARGIN (variants
     of one scale on other STFT grids just need more votes).
     """
+    idx = np.nonzero(alive)[0]
+    v = vi[idx].astype(np.int64)
+    keep = np.bincount(v, minlength=len(scales))[v] >= MIN_AUDIO_MATCHES
+    v, o = v[keep], ob[idx][keep].astype(np.int64)
+    if not len(v):
+        return (-1, 0, 0)
+    o = o - o.min() + 1  # bins from 1; 0 and span - 1 are empty guards between variants
+    span = int(o.max()) + 2
+    keys, counts = _sorted_counts(v * span + o)
+
+    def count(k: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(keys, k).clip(0, len(keys) - 1)
+        return np.where(keys[pos] == k, counts[pos], 0)
+
+    # candidate bins: every bin between a variant's lowest and highest one
+    kv = keys // span
+    lo = np.full(len(scales), np.iinfo(np.int64).max)
+    hi = np.full(len(scales), -1)
+    np.minimum.at(lo, kv, keys)
+    np.maximum.at(hi, kv, keys)
+    cand = _sorted_counts(np.concatenate([keys - 1, keys, keys + 1]))[0]
+    cv = cand // span
+    cand = cand[(cand >= lo[cv]) & (cand <= hi[cv])]
+    cv = cand // span
+    pooled = count(cand - 1) + count(cand) + count(cand + 1)
+    order = np.lexsort((cand, -pooled, cv))  # per variant: most votes, then lowest bin
+    first = order[np.r_[True, cv[order][1:] != cv[order][:-1]]]
+    peak = {int(cv[i]): (int(cand[i] % span) - 1, int(pooled[i])) for i in first}
+    base = int(ob[idx][keep].min())
     best = (-1, 0, 0)
-    for v, lo, hi in sorted(bounds, key=lambda b: abs(scales[b[0]] - 1.0)):
-        m = alive[lo:hi]
-        if m.sum() < MIN_AUDIO_MATCHES:
-            continue
-        o = ob[lo:hi][m]
-        base = int(o.min())
-        c = np.bincount(o - base)
-        pooled = c.copy()
-        pooled[1:] += c[:-1]
-        pooled[:-1] += c[1:]
-        k = int(np.argmax(pooled))
-        farther = best[0] >= 0 and abs(scales[v] - 1.0) > abs(scales[best[0]] - 1.0) + 1e-9
-        if pooled[k] > best[2] * (1.0 + SCALE_SWITCH_MARGIN if farther else 1.0):
-            best = (v, k + base, int(pooled[k]))
+    for var in sorted(peak, key=lambda u: (abs(scales[u] - 1.0), u)):
+        k, votes = peak[var]
+        farther = best[0] >= 0 and abs(scales[var] - 1.0) > abs(scales[best[0]] - 1.0) + 1e-9
+        if votes > best[2] * (1.0 + SCALE_SWITCH_MARGIN if farther else 1.0):
+            best = (var, k + base, votes)
     return best
 
 
@@ -414,7 +443,7 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
         alive = np.ones(len(vi), bool)
         segs: list[Segment] = []
         for _ in range(MAX_SEGMENTS):
-            v, obin, votes = _best_line(scales, bounds, ob, alive)
+            v, obin, votes = _best_line(scales, vi, ob, alive)
             if v < 0 or votes < MIN_AUDIO_MATCHES:
                 break
             ts = float(scales[v])
@@ -604,27 +633,32 @@ class Matcher:
         hits = self.store.lookup_audio(library, allh)
         if not len(hits):
             return {}, variants
-        by_file: dict[str, list] = {}
         hk_order = np.argsort(hits.keys, kind="stable")
         hk = hits.keys[hk_order]
+        cols: list[list[np.ndarray]] = [[] for _ in range(6)]  # variant, query time, tracks x2, posting
         for vi, (_, _, h, qt, a_track, t_track) in enumerate(variants):
             lo = np.searchsorted(hk, h, "left")
-            hi = np.searchsorted(hk, h, "right")
-            cnt = hi - lo
-            if not cnt.sum():
+            cnt = np.searchsorted(hk, h, "right") - lo
+            total = int(cnt.sum())
+            if not total:
                 continue
             q_idx = np.repeat(np.arange(len(h)), cnt)
-            h_idx = hk_order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])]
-            files = hits.files[h_idx]
-            for f in np.unique(files):
-                m = files == f
-                qi = q_idx[m]
-                by_file.setdefault(f, []).append(
-                    (np.full(m.sum(), vi), qt[qi], hits.times[h_idx[m]].astype(np.float64), a_track[qi], t_track[qi])
-                )
-        merged = {f: tuple(np.concatenate([p[k] for p in parts]) for k in range(5)) for f, parts in by_file.items()}
-        # keep files with enough raw evidence before the costlier pass
-        merged = {f: t for f, t in merged.items() if len(t[0]) >= MIN_AUDIO_MATCHES}
+            # every posting of every hash: lo .. lo + cnt - 1 for each query landmark
+            pos = np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            for col, arr in zip(cols, (np.full(total, vi), qt[q_idx], a_track[q_idx], t_track[q_idx], hk_order[pos])):
+                col.append(arr)
+        if not cols[0]:
+            return {}, variants
+        v_all, q_all, a_all, t_all, p_all = (np.concatenate(c) for c in cols[:5])
+        files, inv = np.unique(hits.files[p_all], return_inverse=True)
+        order = np.argsort(inv, kind="stable")  # by file, variants in order within each
+        bounds = np.r_[0, np.cumsum(np.bincount(inv, minlength=len(files)))]
+        merged = {}
+        for k, f in enumerate(files):
+            sel = order[bounds[k] : bounds[k + 1]]
+            # keep files with enough raw evidence before the costlier pass
+            if len(sel) >= MIN_AUDIO_MATCHES:
+                merged[f] = (v_all[sel], q_all[sel], hits.times[p_all[sel]].astype(np.float64), a_all[sel], t_all[sel])
         return merged, variants
 
     def match(self, library: str, fp: Fingerprint, exclude: set[str] | None = None) -> list[Match]:
