@@ -42,7 +42,7 @@ class DevStack:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
-        from functions.local import REGION, UploadConsumer, create_resources, route_lambda_invokes
+        from functions.local import REGION, UploadConsumer, create_resources, route_lambda_invokes, serialize_dynamodb
 
         os.environ.update({
             **FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
@@ -55,6 +55,7 @@ class DevStack:
         default_user_config["stepfunctions"]["execute_state_machine"] = True  # moto runs the definition
         default_user_config["lambda"]["use_docker"] = False
         route_lambda_invokes(setattr, self._log_step)
+        serialize_dynamodb(setattr)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()

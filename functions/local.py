@@ -49,6 +49,32 @@ def handler_of(name: str) -> Callable:
     return getattr(importlib.import_module(module), attr)
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_dynamodb(patch: Callable[[object, str, object], None]) -> None:
+    """Make moto apply DynamoDB requests one at a time, as the real service does per item.
+
+    moto's DynamoDB backend keeps items in plain dicts: a Query iterating a
+    partition while another thread writes to it raises ``dictionary changed
+    size during iteration`` (a moto artefact, seen in the concurrency tests).
+    DynamoDB applies every request atomically, so serialising them in the
+    emulator is faithful.  ``patch`` as in :func:`route_lambda_invokes`.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+    if getattr(original, "_serialized", False):
+        return
+
+    def call_action(self):
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    patch(DynamoHandler, "call_action", call_action)
+
+
 def route_lambda_invokes(patch: Callable[[object, str, object], None],
                          on_invoke: Callable[[str, dict, str | None], None] | None = None) -> None:
     """Make moto's Lambda backends run the real handlers in-process.

@@ -9,6 +9,7 @@ in-process against any :class:`~mediadna.store.base.LibraryStore`.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from .match import Match, Matcher, Segment, closeness
 from .store.base import DEFAULT_THRESHOLD, FileRecord, Library, LibraryStore, validate_primary_key
 from .defaults import SAVE_TYPES, SEGMENT_OVERLAP, SEGMENT_SECONDS  # noqa: F401 - re-exported
 from .result import RESULT_SCHEMA_VERSION, build_result, new_job_id  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
 #: A query shorter than the library's minimum segment may still match if the
 #: copied run covers this fraction of it (e.g. a 2 s audio excerpt).
 SHORT_QUERY_FRACTION = 0.8
@@ -263,6 +266,7 @@ class Engine:
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             result = build_result(**common, fp=fp, error=exc, timings=timings)
         except Exception as exc:  # a bug or broken disk: reported, not swallowed silently
+            log.exception("internal error processing %s", key)
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             err = MediaDnaError(INTERNAL, f"{type(exc).__name__}: {exc}")
             result = build_result(**common, fp=fp, error=err, timings=timings)
@@ -315,6 +319,7 @@ def compare(source: str | os.PathLike, target: str | os.PathLike) -> dict:
     except MediaDnaError as exc:
         envelope.update(status="failed", error=exc.to_dict())
     except Exception as exc:
+        log.exception("internal error comparing %s with %s", source, target)
         envelope.update(status="failed", error={"code": INTERNAL, "message": f"{type(exc).__name__}: {exc}"})
     envelope["processing_time_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     return envelope

@@ -120,6 +120,9 @@ def store_factory(request, tmp_path) -> Iterator[Callable[..., LibraryStore]]:
             if not contexts:
                 from moto import mock_aws
 
+                from functions.local import serialize_dynamodb
+
+                serialize_dynamodb(request.getfixturevalue("monkeypatch").setattr)
                 ctx = mock_aws()
                 ctx.start()
                 contexts.append(ctx)

@@ -95,7 +95,7 @@ def cloud(monkeypatch, fake_aws) -> Cloud:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         import boto3
 
-        from functions.local import create_resources, route_lambda_invokes
+        from functions.local import create_resources, route_lambda_invokes, serialize_dynamodb
 
         session = boto3.Session()
         res = create_resources(session, uuid.uuid4().hex[:6], segment_seconds=8, overlap=1)
@@ -109,6 +109,7 @@ def cloud(monkeypatch, fake_aws) -> Cloud:
         aws_adapters.library_store.cache_clear()
         invocations: list = []
         route_lambda_invokes(monkeypatch.setattr, lambda name, event, error: invocations.append(name))
+        serialize_dynamodb(monkeypatch.setattr)
         yield Cloud(session.client("s3"), session.client("sqs"), session.client("stepfunctions"), res.input_bucket,
                     res.output_bucket, res.upload_queue, res.callback_queue, res.topic_subscriber_queue,
                     res.state_machine_arn, invocations)

@@ -23,10 +23,13 @@ def _no_network():
 
 
 @pytest.fixture
-def aws(fake_aws) -> Iterator[None]:
-    """The one moto context of a test."""
+def aws(fake_aws, monkeypatch) -> Iterator[None]:
+    """The one moto context of a test (DynamoDB requests applied one at a time, as the service does)."""
     from moto import mock_aws
 
+    from functions.local import serialize_dynamodb
+
+    serialize_dynamodb(monkeypatch.setattr)
     with mock_aws():
         yield
 
