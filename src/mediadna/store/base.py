@@ -419,3 +419,120 @@ def build_hits(keys: np.ndarray, file_ids: np.ndarray, times: np.ndarray, names:
     times = np.asarray(times, dtype=np.float32)
     order = np.lexsort((times, code, keys))
     return Hits(keys[order], pks[rank][code[order]], times[order])
+
+
+# -- job records -------------------------------------------------------------------
+# Every store keeps job records (what ran, for which library, how it ended):
+# ``put_job`` / ``get_job`` / ``list_jobs``, records as plain dicts of JOB_FIELDS.
+
+#: A job's states: queued (submitted, not started), running, succeeded, failed.
+JOB_STATES = ("queued", "running", "succeeded", "failed")
+#: What a job does: fingerprint one input, or delete a library with its files.
+JOB_KINDS = ("fingerprint", "delete_library")
+JOB_FIELDS = ("job_id", "kind", "state", "library", "input_key", "created_at", "updated_at", "result_location",
+              "error_code")
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_JOB_CURSOR_PREFIX = "j1."
+
+
+@dataclass
+class JobPage:
+    items: list[dict]  # job records, newest first
+    next_cursor: str | None  # pass back to list_jobs for the next page (a page may be short)
+
+
+def validate_job_id(job_id: object) -> str:
+    """Job ids are Step Functions execution names: 1-80 of ``A-Za-z0-9_-``."""
+    if not isinstance(job_id, str) or not _JOB_ID_RE.fullmatch(job_id):
+        raise LibraryError(INVALID_ARGUMENT, "invalid job id: 1-80 characters of letters, digits, '_' and '-'")
+    return job_id
+
+
+def validate_job_state(state: object) -> str:
+    if state not in JOB_STATES:
+        raise LibraryError(INVALID_ARGUMENT, f"invalid job state {state!r}; use one of {', '.join(JOB_STATES)}")
+    return str(state)
+
+
+def normalize_time(value: object, what: str = "time") -> str:
+    """An ISO-8601 time as stores write it (UTC, milliseconds, ``Z``); naive times are UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise LibraryError(INVALID_ARGUMENT, f"{what} must be an ISO-8601 time, e.g. 2026-01-02T03:04:05Z") from None
+    else:
+        raise LibraryError(INVALID_ARGUMENT, f"{what} must be an ISO-8601 time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_record(job_id: str, state: str, *, kind: str | None, library: str | None, input_key: str | None,
+               result_location: str | None, error_code: str | None, created_at: str | None,
+               old: dict | None) -> dict:
+    """The record ``put_job`` stores: the old one moved on; ``created_at`` kept from the first write."""
+    validate_job_id(job_id)
+    validate_job_state(state)
+    if kind is not None and kind not in JOB_KINDS:
+        raise LibraryError(INVALID_ARGUMENT, f"invalid job kind {kind!r}; use one of {', '.join(JOB_KINDS)}")
+    now = utc_now()
+    rec = dict(old) if old else {f: None for f in JOB_FIELDS}
+    rec.update(job_id=job_id, state=state, updated_at=now)
+    rec["created_at"] = rec.get("created_at") or (normalize_time(created_at, "created_at") if created_at else now)
+    rec["kind"] = kind or rec.get("kind") or "fingerprint"
+    for name, value in (("library", library), ("input_key", input_key), ("result_location", result_location),
+                        ("error_code", error_code)):
+        if value is not None:
+            rec[name] = str(value)
+    return rec
+
+
+def job_filters(library: str | None, state: str | None, since: object, until: object, limit: object,
+                cursor: str | None) -> tuple[str | None, str | None, str | None, str | None, int, tuple[str, str] | None]:
+    """``list_jobs`` arguments checked: (library, state, since, until, limit, resume-after (created_at, job_id))."""
+    if library is not None:
+        validate_library_name(library)
+    if state is not None:
+        validate_job_state(state)
+    since_s = normalize_time(since, "since") if since is not None else None
+    until_s = normalize_time(until, "until") if until is not None else None
+    return library, state, since_s, until_s, validate_limit(limit), decode_job_cursor(cursor)
+
+
+def encode_job_cursor(created_at: str, job_id: str) -> str:
+    """Opaque ``list_jobs`` cursor: the page resumes after the job (``created_at``, ``job_id``)."""
+    raw = json.dumps([created_at, job_id], separators=(",", ":")).encode("utf-8")
+    return _JOB_CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_job_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not cursor.startswith(_JOB_CURSOR_PREFIX):
+        raise LibraryError(INVALID_ARGUMENT, "invalid cursor")
+    body = cursor[len(_JOB_CURSOR_PREFIX):]
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8"))
+        return normalize_time(created_at), validate_job_id(job_id)
+    except (binascii.Error, ValueError, TypeError, LibraryError):
+        raise LibraryError(INVALID_ARGUMENT, "invalid cursor") from None
+
+
+def page_jobs(records: list[dict], library: str | None, state: str | None, since: object, until: object,
+              limit: object, cursor: str | None) -> JobPage:
+    """``list_jobs`` over records in memory: filtered, newest first (ties: job id descending), paged.
+
+    ``since`` is inclusive, ``until`` exclusive (both on ``created_at``).
+    """
+    library, state, since_s, until_s, limit, after = job_filters(library, state, since, until, limit, cursor)
+    chosen = [r for r in records
+              if (library is None or r.get("library") == library) and (state is None or r["state"] == state)
+              and (since_s is None or r["created_at"] >= since_s) and (until_s is None or r["created_at"] < until_s)
+              and (after is None or (r["created_at"], r["job_id"]) < after)]
+    chosen.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
+    page = [dict(r) for r in chosen[:limit]]
+    more = len(chosen) > limit
+    return JobPage(page, encode_job_cursor(page[-1]["created_at"], page[-1]["job_id"]) if more else None)

@@ -17,7 +17,9 @@ shapes and access patterns are in ``docs/dynamodb.md``; in short:
   per term holding every posting of the library as packed binary
   (``uint32`` file numbers then ``float32`` times); very common terms spill
   into shards and, past :data:`MAX_SHARDS`, are stop-listed.
-* **jobs** (hash ``job_id``): the cloud pipeline's job records.
+* **jobs** (hash ``job_id``): job records; GSI ``library-created_at`` (hash
+  ``library``, range ``created_at``) lists a library's jobs by time, GSI
+  ``all-created_at`` (hash ``scope`` = ``"jobs"``, range ``created_at``) all jobs.
 
 Writers hold the library lease (see :class:`~mediadna.store.base.LibraryLocks`);
 a term item is read, extended and written back (BatchGetItem /
@@ -65,6 +67,7 @@ from .base import (
     Library,
     LibraryLocks,
     Postings,
+    JobPage,
     build_hits,
     decode_cursor,
     encode_cursor,
@@ -77,6 +80,10 @@ from .base import (
     validate_limit,
     validate_primary_key,
     validate_record,
+    encode_job_cursor,
+    job_filters,
+    job_record,
+    validate_job_id,
 )
 
 try:  # the domain never needs these; only this adapter does
@@ -88,6 +95,7 @@ try:  # the domain never needs these; only this adapter does
         UnicodeAttribute,
     )
     from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
+    from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
     from pynamodb.models import Model
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise LibraryError(
@@ -260,11 +268,37 @@ class _TermItem(Model):
     stop = BooleanAttribute(null=True)
 
 
+#: The jobs table's indexes (infra/constructs/storage.py declares the same ones).
+JOBS_BY_LIBRARY = "library-created_at"
+JOBS_BY_TIME = "all-created_at"
+#: The one ``scope`` value: every job is in the ``all-created_at`` index.
+_JOBS_SCOPE = "jobs"
+
+
+class _JobsByLibrary(GlobalSecondaryIndex):
+    class Meta:
+        index_name = JOBS_BY_LIBRARY
+        projection = AllProjection()
+
+    library = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class _JobsByTime(GlobalSecondaryIndex):
+    class Meta:
+        index_name = JOBS_BY_TIME
+        projection = AllProjection()
+
+    scope = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class _JobItem(Model):
     class Meta:
         abstract = True
 
     job_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(null=True)  # absent on records older than the API: fingerprint
     state = UnicodeAttribute()
     library = UnicodeAttribute(null=True)
     input_key = UnicodeAttribute(null=True)
@@ -272,6 +306,9 @@ class _JobItem(Model):
     updated_at = UnicodeAttribute()
     result_location = UnicodeAttribute(null=True)
     error_code = UnicodeAttribute(null=True)
+    scope = UnicodeAttribute(null=True)
+    by_library = _JobsByLibrary()
+    by_time = _JobsByTime()
 
 
 def _bind(base: type[Model], table: str, config: DynamoDBConfig) -> type[Model]:
@@ -977,26 +1014,76 @@ class DynamoDBStore(LibraryLocks):
         return self._lookup("audio", library, keys)
 
     # -- jobs (the cloud pipeline's records) -------------------------------------------------------
-    def put_job(self, job_id: str, state: str, *, library: str | None = None, input_key: str | None = None,
-                result_location: str | None = None, error_code: str | None = None) -> None:
+    def put_job(self, job_id: str, state: str, *, kind: str | None = None, library: str | None = None,
+                input_key: str | None = None, result_location: str | None = None, error_code: str | None = None,
+                created_at: str | None = None) -> None:
         """Create or move a job record; ``created_at`` is kept from the first write."""
+        rec = job_record(job_id, state, kind=kind, library=library, input_key=input_key,
+                         result_location=result_location, error_code=error_code, created_at=created_at, old=None)
         J = self._conn(self.Jobs) and self.Jobs
-        now = utc_now()
-        actions = [J.state.set(state), J.updated_at.set(now), J.created_at.set(J.created_at | now)]
+        actions = [J.state.set(state), J.updated_at.set(rec["updated_at"]),
+                   J.created_at.set(J.created_at | rec["created_at"]), J.scope.set(_JOBS_SCOPE)]
+        actions.append(J.kind.set(kind) if kind is not None else J.kind.set(J.kind | "fingerprint"))
         for attr, value in (("library", library), ("input_key", input_key), ("result_location", result_location),
                             ("error_code", error_code)):
             if value is not None:
-                actions.append(getattr(J, attr).set(value))
+                actions.append(getattr(J, attr).set(str(value)))
         J(job_id).update(actions=actions)
 
+    @staticmethod
+    def _job(item: _JobItem) -> dict:
+        rec = {k: getattr(item, k) for k in ("job_id", "kind", "state", "library", "input_key", "created_at",
+                                             "updated_at", "result_location", "error_code")}
+        rec["kind"] = rec["kind"] or "fingerprint"
+        return rec
+
     def get_job(self, job_id: str) -> dict | None:
+        validate_job_id(job_id)
         J = self._conn(self.Jobs) and self.Jobs
         try:
             item = J.get(job_id, consistent_read=self.consistent_reads)
         except DoesNotExist:
             return None
-        return {k: getattr(item, k) for k in ("job_id", "state", "library", "input_key", "created_at", "updated_at",
-                                              "result_location", "error_code")}
+        return self._job(item)
+
+    def list_jobs(self, library: str | None = None, state: str | None = None, since: str | None = None,
+                  until: str | None = None, limit: int = 100, cursor: str | None = None) -> JobPage:
+        """Newest first, from the ``library-created_at`` or ``all-created_at`` index.
+
+        ``since`` is inclusive, ``until`` exclusive.  Jobs created in the same
+        millisecond come in the index's order.
+        """
+        library, state, since, until, limit, after = job_filters(library, state, since, until, limit, cursor)
+        J = self._conn(self.Jobs) and self.Jobs
+        index, hash_name, hash_value = ((J.by_library, "library", library) if library is not None
+                                        else (J.by_time, "scope", _JOBS_SCOPE))
+        created = type(index).created_at
+        range_condition = None
+        if since is not None and until is not None:
+            range_condition = created.between(since, until)
+        elif since is not None:
+            range_condition = created >= since
+        elif until is not None:
+            range_condition = created < until
+        condition = J.state == state if state is not None else None
+        start = None
+        if after is not None:
+            start = {"job_id": {"S": after[1]}, "created_at": {"S": after[0]}, hash_name: {"S": hash_value}}
+        try:
+            found = index.query(hash_value, range_key_condition=range_condition, filter_condition=condition,
+                                scan_index_forward=False, last_evaluated_key=start, page_size=min(1000, limit + 1))
+            items = []
+            for item in found:
+                if until is not None and item.created_at >= until:
+                    continue  # between is inclusive at both ends; until is not (keys cannot be filtered)
+                items.append(self._job(item))
+                if len(items) > limit:
+                    break
+        except PynamoDBException as exc:
+            raise _internal(exc) from exc
+        more = len(items) > limit
+        items = items[:limit]
+        return JobPage(items, encode_job_cursor(items[-1]["created_at"], items[-1]["job_id"]) if more else None)
 
     def close(self) -> None:
         self._closed = True

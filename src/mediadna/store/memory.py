@@ -38,6 +38,7 @@ from .base import (
     Library,
     LibraryLocks,
     Postings,
+    JobPage,
     build_hits,
     decode_cursor,
     encode_cursor,
@@ -50,6 +51,9 @@ from .base import (
     validate_limit,
     validate_primary_key,
     validate_record,
+    job_record,
+    page_jobs,
+    validate_job_id,
 )
 
 _KINDS = ("visual", "audio")
@@ -84,6 +88,7 @@ class MemoryStore(LibraryLocks):
         self._lock = threading.RLock()
         self._libraries: dict[str, _Library] | None = {}
         self._ids = itertools.count(1)
+        self._jobs: dict[str, dict] = {}
 
     def _libs(self) -> dict[str, _Library]:
         if self._libraries is None:
@@ -249,6 +254,31 @@ class MemoryStore(LibraryLocks):
 
     def _drop_lease(self, library: str, token: str) -> None:
         return None
+
+    # -- jobs ------------------------------------------------------------------
+    def put_job(self, job_id: str, state: str, *, kind: str | None = None, library: str | None = None,
+                input_key: str | None = None, result_location: str | None = None, error_code: str | None = None,
+                created_at: str | None = None) -> None:
+        """Create or move a job record; ``created_at`` is kept from the first write."""
+        with self._lock:
+            self._libs()
+            self._jobs[job_id] = job_record(job_id, state, kind=kind, library=library, input_key=input_key,
+                                            result_location=result_location, error_code=error_code,
+                                            created_at=created_at, old=self._jobs.get(job_id))
+
+    def get_job(self, job_id: str) -> dict | None:
+        validate_job_id(job_id)
+        with self._lock:
+            self._libs()
+            rec = self._jobs.get(job_id)
+            return dict(rec) if rec else None
+
+    def list_jobs(self, library: str | None = None, state: str | None = None, since: str | None = None,
+                  until: str | None = None, limit: int = 100, cursor: str | None = None) -> JobPage:
+        with self._lock:
+            self._libs()
+            records = list(self._jobs.values())
+        return page_jobs(records, library, state, since, until, limit, cursor)
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,8 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id``
 * ``visual_postings`` / ``audio_postings``: ``WITHOUT ROWID`` tables whose
   primary key (lib_id, key, file_id, t) is the clustered (lib_id, key) index,
   so a lookup is one index range per key and reads nothing else.
+* ``jobs`` (version 3): job records (see ``put_job``), indexed by
+  (library, created_at) and created_at for ``list_jobs``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from .base import (
     Library,
     LibraryLocks,
     Postings,
+    JOB_FIELDS,
+    JobPage,
     build_hits,
     decode_cursor,
     encode_cursor,
@@ -61,9 +65,13 @@ from .base import (
     validate_limit,
     validate_primary_key,
     validate_record,
+    encode_job_cursor,
+    job_filters,
+    job_record,
+    validate_job_id,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4D444E41  # "MDNA"
 #: Keys per ``IN (...)`` list; below SQLite's oldest variable limit (999).
 CHUNK = 900
@@ -73,6 +81,21 @@ _LEASES = """CREATE TABLE leases (
         owner TEXT NOT NULL,
         expires REAL NOT NULL
     )"""
+_JOBS = [
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        library TEXT,
+        input_key TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        result_location TEXT,
+        error_code TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_library ON jobs (library, created_at, job_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, job_id)",
+]
 _SCHEMA = [
     """CREATE TABLE libraries (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,10 +138,12 @@ _SCHEMA = [
         PRIMARY KEY (lib_id, key, file_id, t)
     ) WITHOUT ROWID""",
     _LEASES,
+    *_JOBS,
 ]
 #: version -> statements that bring a database from that version to the next.
 _MIGRATIONS = {
     1: ["ALTER TABLE libraries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0", _LEASES],
+    2: _JOBS,
 }
 
 _POSTINGS = {"visual": "visual_postings", "audio": "audio_postings"}
@@ -467,6 +492,49 @@ class SQLiteStore(LibraryLocks):
                 )
         except LibraryError:  # closed store: the lease simply expires
             pass
+
+    # -- jobs ------------------------------------------------------------------
+    _JOB_COLUMNS = ", ".join(JOB_FIELDS)
+
+    def put_job(self, job_id: str, state: str, *, kind: str | None = None, library: str | None = None,
+                input_key: str | None = None, result_location: str | None = None, error_code: str | None = None,
+                created_at: str | None = None) -> None:
+        """Create or move a job record; ``created_at`` is kept from the first write."""
+        validate_job_id(job_id)
+        with self._tx(write=True) as conn:
+            row = conn.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            rec = job_record(job_id, state, kind=kind, library=library, input_key=input_key,
+                             result_location=result_location, error_code=error_code, created_at=created_at,
+                             old=dict(zip(JOB_FIELDS, row)) if row else None)
+            conn.execute(f"INSERT OR REPLACE INTO jobs ({self._JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})",
+                         [rec[f] for f in JOB_FIELDS])
+
+    def get_job(self, job_id: str) -> dict | None:
+        validate_job_id(job_id)
+        with self._tx() as conn:
+            row = conn.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(zip(JOB_FIELDS, row)) if row else None
+
+    def list_jobs(self, library: str | None = None, state: str | None = None, since: str | None = None,
+                  until: str | None = None, limit: int = 100, cursor: str | None = None) -> JobPage:
+        """Newest first (ties: job id descending); ``since`` inclusive, ``until`` exclusive."""
+        library, state, since, until, limit, after = job_filters(library, state, since, until, limit, cursor)
+        where, args = [], []
+        for clause, value in (("library = ?", library), ("state = ?", state), ("created_at >= ?", since),
+                              ("created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
+            args += [after[0], after[0], after[1]]
+        sql = f"SELECT {self._JOB_COLUMNS} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        with self._tx() as conn:
+            rows = conn.execute(sql, [*args, limit + 1]).fetchall()
+        items = [dict(zip(JOB_FIELDS, r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        return JobPage(items, encode_job_cursor(items[-1]["created_at"], items[-1]["job_id"]) if more else None)
 
     def close(self) -> None:
         with self._lock:
