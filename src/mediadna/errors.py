@@ -26,6 +26,7 @@ FILE_NOT_FOUND = "file_not_found"
 FILE_EXISTS = "file_exists"
 VERSION_MISMATCH = "fingerprint_version_mismatch"
 LIBRARY_BUSY = "library_busy"  # another writer held the library's lock for too long: retry later
+IMPORT_NOT_FOUND = "import_not_found"
 # Anything else (a bug, a broken disk): reported, never swallowed.
 INTERNAL = "internal_error"
 

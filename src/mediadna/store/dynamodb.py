@@ -58,6 +58,7 @@ from ..errors import (
     LibraryError,
 )
 from ..fingerprint import Fingerprint
+from .import_records import DynamoDBImportRecords
 from .base import (
     DEFAULT_MIN_SEGMENT_SECONDS,
     DEFAULT_THRESHOLD,
@@ -378,7 +379,7 @@ def _blob_prefix(no: int, what: str) -> str:
     return f"b#{no:012d}#{what}#"
 
 
-class DynamoDBStore(LibraryLocks):
+class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` on DynamoDB tables.
 
     Thread-safe; each thread may share one store.  ``stats`` counts every

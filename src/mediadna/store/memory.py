@@ -29,6 +29,7 @@ from ..errors import (
     LibraryError,
 )
 from ..fingerprint import Fingerprint
+from .import_records import MemoryImportRecords
 from .base import (
     DEFAULT_MIN_SEGMENT_SECONDS,
     DEFAULT_THRESHOLD,
@@ -80,7 +81,7 @@ class _Library:
     revision: int = 0
 
 
-class MemoryStore(LibraryLocks):
+class MemoryStore(MemoryImportRecords, LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` in memory (thread-safe)."""
 
     def __init__(self) -> None:

@@ -42,6 +42,7 @@ from ..errors import (
     LibraryError,
 )
 from ..fingerprint import Fingerprint
+from .import_records import SQLiteImportRecords
 from .base import (
     DEFAULT_MIN_SEGMENT_SECONDS,
     DEFAULT_THRESHOLD,
@@ -177,7 +178,7 @@ def _chunks(values: list) -> Iterator[list]:
         yield chunk + [chunk[-1]] * (size - len(chunk))
 
 
-class SQLiteStore(LibraryLocks):
+class SQLiteStore(SQLiteImportRecords, LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` on one SQLite database file.
 
     One connection per store, shared across threads under a lock; other
