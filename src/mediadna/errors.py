@@ -19,6 +19,8 @@ TOO_LONG = "input_too_long"
 BAD_FINGERPRINT = "bad_fingerprint"
 INVALID_ARGUMENT = "invalid_argument"
 NO_CONTENT = "no_content"  # only silence / flat frames: nothing to fingerprint
+URL_REFUSED = "url_refused"  # a URL the policy refuses (scheme, private address, redirects): see docs/security.md
+TIMEOUT = "input_timeout"  # a remote input too slow (silent or past the deadline): a retry may help
 # Library problems.
 LIBRARY_NOT_FOUND = "library_not_found"
 LIBRARY_EXISTS = "library_exists"
@@ -31,7 +33,7 @@ IMPORT_NOT_FOUND = "import_not_found"
 INTERNAL = "internal_error"
 
 INPUT_ERRORS = frozenset(
-    {NOT_FOUND, EMPTY, NOT_MEDIA, CORRUPT, NO_STREAMS, UNSUPPORTED, TOO_LARGE, TOO_LONG, BAD_FINGERPRINT, NO_CONTENT}
+    {NOT_FOUND, EMPTY, NOT_MEDIA, CORRUPT, NO_STREAMS, UNSUPPORTED, TOO_LARGE, TOO_LONG, BAD_FINGERPRINT, NO_CONTENT, URL_REFUSED}
 )
 
 
