@@ -3,7 +3,8 @@
     mediadna [--home DIR] [--store SPEC] COMMAND ...
 
 Commands (verb first, stable names for scripts): ``compare``, ``fingerprint``,
-``library create|list|delete``, ``ingest``, ``query``, ``files list|delete``.
+``library create|list|delete``, ``ingest``, ``query``, ``files list|delete``,
+``import`` (``import status``), ``rescan``.
 Exit status: 0 all inputs succeeded, 1 any input failed (the others are still
 processed), 2 usage error.  Errors are one line on stderr, never a traceback.
 """
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     fld = fs.add_parser("delete", help="delete a file by primary key")
     fld.add_argument("key")
     fld.add_argument("--library", default=DEFAULT_LIBRARY)
+    from .cli_imports import add_parsers as add_import_parsers  # import, import status, rescan
+
+    add_import_parsers(sub, DEFAULT_LIBRARY)
     return p
 
 
@@ -231,6 +235,10 @@ def _demo(folder: Path) -> int:
 
 
 def _store_command(args, store) -> int:
+    if args.command in ("import", "rescan"):
+        from .cli_imports import run as run_import_command
+
+        return run_import_command(args, store)
     if args.command == "library":
         if args.action == "create":
             lib = store.create_library(args.name, threshold=args.threshold, min_segment_seconds=args.min_segment)

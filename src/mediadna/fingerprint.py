@@ -282,3 +282,26 @@ class Fingerprint:
             return False
         a, b = self._arrays(), other._arrays()
         return [n for n, _ in a] == [n for n, _ in b] and all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b))
+
+
+# -- fingerprints submitted instead of media ------------------------------------------------
+def looks_like_fingerprint(head: bytes) -> bool:
+    """Whether a file's first bytes are a fingerprint's (by content, never by name):
+    the binary magic, or the start of :meth:`Fingerprint.to_json`."""
+    if head[:4] == MAGIC:
+        return True
+    text = head.lstrip()[:16].replace(b" ", b"")
+    return text.startswith(b'{"arrays":{')
+
+
+def read_fingerprint(data: bytes) -> Fingerprint:
+    """A submitted fingerprint (binary or JSON) that this version can match."""
+    from .errors import VERSION_MISMATCH
+
+    if data[:4] == MAGIC:
+        fp = Fingerprint.from_bytes(data)
+    else:
+        fp = Fingerprint.from_json(data.decode("utf-8", "replace"))
+    if fp.name != FINGERPRINT_NAME or fp.version != FINGERPRINT_VERSION:
+        raise MediaError(VERSION_MISMATCH, f"the fingerprint was made by {fp.name} v{fp.version}; this is v{FINGERPRINT_VERSION}")
+    return fp
