@@ -1,8 +1,14 @@
 """Decoding with PyAV: probe, sampled small grey frames, mono low-rate audio.
 
-One demux pass feeds both streams, so a remote file (http/https, read by
-FFmpeg with range requests when seeking) is read once.  Everything streams:
-memory does not grow with the input's duration.
+One demux pass feeds both streams, so a remote file is read once.  An
+http(s) URL is untrusted: it is vetted and read through
+:func:`mediadna.remote.open_url` (range requests, so a window reads part of
+the file); a :class:`~mediadna.remote.TrustedUrl` (our own presigned URLs)
+goes to FFmpeg as is.  For every input FFmpeg may open nothing else: formats
+that open further files or URLs (playlists, concat lists, network
+descriptions) are refused and nested opens are limited to the input's own
+protocol (see docs/security.md).  Everything streams: memory does not grow
+with the input's duration.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import av
 import cv2
 import numpy as np
 
+from . import remote
 from .errors import CORRUPT, EMPTY, NO_STREAMS, NOT_FOUND, NOT_MEDIA, TOO_LONG, UNSUPPORTED, MediaError
 
 #: Frames sampled per second of media.  5/s keeps >= 30 samples in a 6 s clip
@@ -35,8 +42,28 @@ SKIP_NONREF = True
 AUDIO_RATE = 8000
 #: Inputs longer than this are refused (a clear error beats an 18-hour job).
 MAX_DURATION_SECONDS = 6 * 3600.0
-#: Remote reads give up after this many seconds without data.
+#: Remote reads of trusted URLs give up after this many seconds without data
+#: (untrusted URLs: see the limits in remote.py).
 NETWORK_TIMEOUT_SECONDS = 20
+#: Demuxers that open other files or URLs named inside the input (HLS and DASH
+#: playlists, concat lists, IMF packages, SDP/RTSP/RTP/SAP descriptions) or run
+#: something (lavfi graphs, AviSynth/VapourSynth scripts): never used, so an
+#: uploaded playlist cannot make this program fetch internal URLs or files.
+NESTED_FORMATS = frozenset(
+    {"hls", "applehttp", "dash", "concat", "imf", "sdp", "rtsp", "rtp", "sap", "lavfi", "avisynth", "vapoursynth"}
+)
+#: Every other format FFmpeg knows (FFmpeg's ``format_whitelist``).
+SAFE_FORMATS = ",".join(sorted(set(av.formats_available) - NESTED_FORMATS))
+#: Untrusted URLs also go without image2 (it opens image files by name).
+REMOTE_FORMATS = ",".join(sorted(set(av.formats_available) - NESTED_FORMATS - {"image2"}))
+#: Protocols FFmpeg may use, per kind of input (``protocol_whitelist``): a
+#: local file only "file", a trusted URL only HTTP(S); an untrusted URL is read
+#: by remote.RemoteFile and FFmpeg may open nothing ("none" matches no protocol).
+LOCAL_PROTOCOLS = "file"
+TRUSTED_URL_PROTOCOLS = "http,https,tcp,tls"
+REMOTE_PROTOCOLS = "none"
+#: Bytes FFmpeg asks of a RemoteFile per read.
+REMOTE_IO_BUFFER = 64 * 1024
 
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
 
@@ -103,32 +130,90 @@ def _looks_like_media(source: str | os.PathLike) -> bool:
     return head[4:8] in _BOX_TYPES or head.startswith(_SIGNATURES)
 
 
+#: Leading text of playlists and manifests (refused with a clear message;
+#: the format whitelist refuses them anyway).
+_PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD")
+
+
+def _refuse_playlist(source: str | os.PathLike) -> None:
+    try:
+        with open(source, "rb") as fh:
+            head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return
+    if head.startswith(_PLAYLIST_HEADS) and (not head.startswith(b"<?xml") or b"<MPD" in head):
+        raise MediaError(NOT_MEDIA, f"{Path(source).name} is a playlist or manifest; files that open other files or URLs are refused")
+
+
+def _refuse_nested_open(url: str, flags: int, options: dict):
+    """PyAV io_open hook of untrusted inputs: FFmpeg may open nothing besides the input."""
+    raise PermissionError("opening further files or URLs from an untrusted input is refused")
+
+
 def open_container(source: str | os.PathLike):
     """Open a local path or http(s) URL, mapping FFmpeg errors to clear codes."""
-    options = {}
-    if is_url(source):
+    container, _ = _open_input(source)
+    return container
+
+
+def _open_input(source: str | os.PathLike):
+    """The opened container, and the RemoteFile under it for an untrusted URL (else None)."""
+    name = _display(source)
+    reader = None
+    if isinstance(source, remote.TrustedUrl):
         us = str(NETWORK_TIMEOUT_SECONDS * 1_000_000)
-        options = {"timeout": us, "rw_timeout": us, "reconnect": "1"}
+        target = str(source)
+        kwargs = dict(
+            options={"timeout": us, "rw_timeout": us, "reconnect": "1"},
+            container_options={"protocol_whitelist": TRUSTED_URL_PROTOCOLS, "format_whitelist": SAFE_FORMATS},
+            timeout=NETWORK_TIMEOUT_SECONDS,
+        )
+    elif is_url(source):
+        reader = remote.open_url(str(source))  # vetted, connected and sniffed, or refused
+        target = reader
+        kwargs = dict(
+            container_options={"protocol_whitelist": REMOTE_PROTOCOLS, "format_whitelist": REMOTE_FORMATS},
+            io_open=_refuse_nested_open,
+            buffer_size=REMOTE_IO_BUFFER,
+        )
     else:
         _check_local(source)
-    name = str(source) if is_url(source) else Path(source).name
-    # A local path goes to FFmpeg absolute: a relative name with a colon
-    # ("a:b.mp4", "concat:x.mp4") would otherwise be taken for a protocol.
-    target = str(source) if is_url(source) else os.path.abspath(source)
+        _refuse_playlist(source)
+        # A local path goes to FFmpeg absolute: a relative name with a colon
+        # ("a:b.mp4", "concat:x.mp4") would otherwise be taken for a protocol.
+        target = os.path.abspath(source)
+        kwargs = dict(container_options={"protocol_whitelist": LOCAL_PROTOCOLS, "format_whitelist": SAFE_FORMATS})
     try:
-        container = av.open(target, "r", options=options, timeout=NETWORK_TIMEOUT_SECONDS)
-    except av.error.InvalidDataError:
+        return av.open(target, "r", **kwargs), reader
+    except MediaError:
+        if reader is not None:
+            reader.close()
+        raise
+    except Exception as exc:
+        if reader is not None:
+            reader.close()
+            if reader.error is not None:  # the read failure FFmpeg reported as an I/O error
+                raise reader.error from None
+        raise _open_error(exc, source, name) from None
+
+
+def _open_error(exc: Exception, source, name: str) -> MediaError:
+    """An exception of av.open as a MediaError with a clear code."""
+    if isinstance(exc, av.error.InvalidDataError):
         if not is_url(source) and _looks_like_media(source):
             # e.g. an MP4 cut short before its index (moov) was written
-            raise MediaError(CORRUPT, f"{name} is a damaged or truncated media file") from None
-        raise MediaError(NOT_MEDIA, f"{name} is not a recognised audio, video or image file") from None
-    except (av.error.HTTPNotFoundError, FileNotFoundError):
-        raise MediaError(NOT_FOUND, f"cannot open {name}: not found") from None
-    except av.error.FFmpegError as exc:
-        raise MediaError(NOT_MEDIA, f"cannot open {name}: {exc.strerror or exc}") from None
-    except OSError as exc:
-        raise MediaError(NOT_FOUND, f"cannot open {name}: {exc.strerror or exc}") from None
-    return container
+            return MediaError(CORRUPT, f"{name} is a damaged or truncated media file")
+        return MediaError(NOT_MEDIA, f"{name} is not a recognised audio, video or image file")
+    if isinstance(exc, (av.error.HTTPNotFoundError, FileNotFoundError)):
+        return MediaError(NOT_FOUND, f"cannot open {name}: not found")
+    if isinstance(exc, av.error.ArgumentError):
+        # format_whitelist: a format that would open other files or URLs
+        return MediaError(NOT_MEDIA, f"cannot open {name}: not a supported audio, video or image format")
+    if isinstance(exc, av.error.FFmpegError):
+        return MediaError(NOT_MEDIA, f"cannot open {name}: {exc.strerror or exc}")
+    if isinstance(exc, OSError):
+        return MediaError(NOT_FOUND, f"cannot open {name}: {exc.strerror or exc}")
+    raise exc
 
 
 def _pick_streams(container):
@@ -151,11 +236,23 @@ def _duration(container, video, audio) -> float:
 
 def probe(source: str | os.PathLike) -> MediaInfo:
     """Streams, duration and geometry of an input, without decoding it."""
-    container = open_container(source)
+    container, reader = _open_input(source)
     try:
-        return _probe_open(container, source)
+        info = _probe_open(container, source)
+        if reader is not None:
+            info.size_bytes = reader.size or 0
+        return info
+    except MediaError:
+        _raise_read_error(reader)
+        raise
     finally:
         container.close()
+
+
+def _raise_read_error(reader) -> None:
+    """Re-raise a RemoteFile's read failure (FFmpeg may have reported it as damage)."""
+    if reader is not None and reader.error is not None:
+        raise reader.error from None
 
 
 def _probe_open(container, source) -> MediaInfo:
@@ -197,6 +294,9 @@ def _stream_rotation(video) -> int:
 
 
 def _display(source) -> str:
+    """How errors name an input: a file's name, a URL (our own presigned ones without their signature)."""
+    if isinstance(source, remote.TrustedUrl):
+        return str(source).split("?", 1)[0]
     return str(source) if is_url(source) else Path(source).name
 
 
@@ -253,9 +353,13 @@ def decode_media(
     in a worker thread, at most that many items ahead of the caller.
     """
     def produce() -> Iterator[Decoded]:
-        container = open_container(source)
+        container, reader = _open_input(source)
         try:
             yield from _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio)
+            _raise_read_error(reader)  # a failed read is never a "truncated tail"
+        except MediaError:
+            _raise_read_error(reader)
+            raise
         finally:
             container.close()
 

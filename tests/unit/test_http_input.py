@@ -1,9 +1,10 @@
-"""http(s) inputs: FFmpeg reads a remote file with range requests.
+"""http(s) inputs: the guarded reader (mediadna.remote) reads a remote file with range requests.
 
 A loopback HTTP server (127.0.0.1 only; the unit suite's socket guard is
-lifted for that host alone) serves a generated clip with Range support and
-records every request, so the test can check that a time window is read
-partially, not downloaded whole.
+lifted for that host alone, and MEDIADNA_URL_ALLOW_HOSTS exempts it from the
+URL policy's private-address rule) serves a generated clip with Range
+support and records every request, so the test can check that a time window
+is read partially, not downloaded whole.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIADNA_URL_ALLOW_HOSTS", "127.0.0.1")
     enable_socket()
     socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
     handler = type("H", (_RangeHandler,), {"root": tmp_path, "log": []})
@@ -93,7 +95,7 @@ def test_url_window_is_read_with_range_requests(server, long_clip):
     items = list(decode_media(f"{base}/clip.mp4", start=30.0, end=34.0))
     times = [i.time for i in items if i.kind == "video"]
     assert times and min(times) >= 30.0 - 1e-6 and max(times) < 34.0
-    # FFmpeg seeked: at least one request started past the beginning of the file
+    # the reader seeked: at least one request started past the beginning of the file
     assert any(start > 0 for start, _ in log), log
     # ... and far less than the whole file went over the wire after the seek
     served_after_seek = sum(min(end, len(data) - 1) - start + 1 for start, end in log if start > len(data) // 2)
@@ -117,3 +119,14 @@ def test_missing_url_is_a_clear_error(server):
         media2fingerprint(f"{base}/nothere.mp4")
     assert err.value.code in ("input_not_found", "not_media")
     assert "nothere.mp4" in err.value.message
+
+
+def test_loopback_url_is_refused_without_the_allowlist(server, monkeypatch):
+    from mediadna.errors import MediaError
+
+    root, base, log = server
+    monkeypatch.delenv("MEDIADNA_URL_ALLOW_HOSTS")
+    with pytest.raises(MediaError) as err:
+        media2fingerprint(f"{base}/clip.mp4")
+    assert err.value.code == "url_refused"
+    assert log == []
