@@ -77,7 +77,14 @@ def _head(job: Job) -> dict:
 
 @contextlib.contextmanager
 def media_of(job: Job, settings: Settings) -> Iterator[str]:
-    """What the decoder reads: a presigned URL (range reads) or a downloaded copy in /tmp."""
+    """What the decoder reads: a presigned URL (range reads) or a downloaded copy in /tmp.
+
+    A job submitted for an http(s) URL yields that URL as a plain string: the
+    decoder's own URL guard applies to it (it is never trusted like a presigned URL).
+    """
+    if job.source_url:
+        yield job.source_url
+        return
     head = _head(job)
     size = int(head.get("ContentLength", 0))
     if size == 0:
@@ -99,7 +106,12 @@ def media_of(job: Job, settings: Settings) -> Iterator[str]:
 
 
 def sha256_of(job: Job) -> str:
-    """SHA-256 of the object's bytes, streamed (memory stays flat)."""
+    """SHA-256 of the object's bytes, streamed (memory stays flat).
+
+    URL jobs have none ("": no exact-copy shortcut; fingerprint matching still runs).
+    """
+    if job.source_url:
+        return ""
     body = client("s3").get_object(**_object(job))["Body"]
     h = hashlib.sha256()
     for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -192,3 +204,46 @@ def start_job(settings: Settings, job: Job) -> bool:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
             return False
         raise
+
+
+# -- ports of the API's service (mediadna.service) ---------------------------------------
+class StepFunctionsLauncher:
+    """:class:`mediadna.service.JobLauncher`: jobs for objects in the input bucket, run by the workflow."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def object_job(self, key: str, version_id: str | None, overrides: dict) -> Job:
+        from mediadna.jobs import job_from_object
+
+        if not self.settings.INPUT_BUCKET:
+            raise MediaError("invalid_argument", "jobs for objects need INPUT_BUCKET")
+        kw = {"Bucket": self.settings.INPUT_BUCKET, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        try:
+            head = client("s3").head_object(**kw)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "400", "NoSuchVersion"):
+                raise MediaError(NOT_FOUND, f"no object {key!r} in the input bucket") from None
+            raise
+        return job_from_object(self.settings.INPUT_BUCKET, key, head.get("VersionId") or "",
+                               (head.get("ETag") or "").strip('"'), self.settings.defaults, overrides)
+
+    def launch(self, job: Job) -> bool:
+        return start_job(self.settings, job)
+
+
+#: The event an asynchronous self-invoke of the API function carries (not an HTTP request).
+DELETE_LIBRARY_TASK = "delete_library"
+
+
+class LambdaDeleter:
+    """:class:`mediadna.service.LibraryDeleter`: an asynchronous invoke of ``function`` (the API function itself)."""
+
+    def __init__(self, function: str):
+        self.function = function
+
+    def delete_later(self, library: str, job_id: str) -> None:
+        client("lambda").invoke(
+            FunctionName=self.function, InvocationType="Event",
+            Payload=json.dumps({"mediadna_task": DELETE_LIBRARY_TASK, "library": library, "job_id": job_id}).encode(),
+        )

@@ -16,6 +16,7 @@ class Settings(BaseModel):
     """One model for all functions; each reads what it needs.  Names are the env variables."""
 
     STATE_MACHINE_ARN: str = ""
+    INPUT_BUCKET: str = ""  # uploads (the API submits jobs for objects in it)
     WORK_BUCKET: str = ""  # intermediate parts: jobs/<job id>/...
     OUTPUT_BUCKET: str = ""  # result documents
     CALLBACK_QUEUE_URL: str = ""

@@ -33,7 +33,7 @@ from .defaults import SAVE_TYPES, SEGMENT_OVERLAP, SEGMENT_SECONDS
 from .errors import INTERNAL, INVALID_ARGUMENT, MediaDnaError, MediaError
 from .fingerprint import Fingerprint
 from .result import build_result
-from .store.base import LibraryStore, validate_library_name, validate_primary_key
+from .store.base import MAX_KEY_LENGTH, LibraryStore, validate_library_name, validate_primary_key
 
 # The steps that decode, fingerprint or match import the media stack (PyAV,
 # OpenCV, SciPy) when they run, so that the trigger, publish and error-sink
@@ -68,6 +68,8 @@ class Job:
     save_type: str
     primary_key: str
     metadata: dict = field(default_factory=dict)
+    #: an http(s) input (submitted through the API): read from there, not from bucket/key
+    source_url: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +123,32 @@ def job_from_object(
     validate_primary_key(primary_key)
     name = execution_name(bucket, key, version_id or etag)
     return Job(name, bucket, key, version_id or "", etag or "", library, save_type, primary_key)
+
+
+def job_from_url(
+    url: str, library: str, save_type: str = "save", primary_key: str | None = None, client_token: str = "",
+) -> Job:
+    """A job for an https URL (the API's submit).
+
+    The job id is deterministic in (library, URL, client token): a retried
+    submit maps to the same execution name and starts nothing new.  The
+    primary key defaults to the URL without its query and fragment.
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or len(url) > 2048 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise MediaDnaError(INVALID_ARGUMENT, "source_url must be an https URL of at most 2048 characters")
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise MediaDnaError(INVALID_ARGUMENT, "source_url must be an https URL")
+    validate_library_name(library)
+    if save_type not in SAVE_TYPES:
+        raise MediaDnaError(INVALID_ARGUMENT, f"unknown save type {save_type!r}; use one of {', '.join(SAVE_TYPES)}")
+    bare = parts._replace(query="", fragment="").geturl()
+    key = validate_primary_key(primary_key if primary_key is not None else bare[:MAX_KEY_LENGTH])
+    digest = hashlib.sha256(f"url\0{library}\0{url}\0{client_token}".encode("utf-8")).hexdigest()[:32]
+    stem = _NAME_SAFE.sub("_", PurePosixPath(parts.path).stem)[:40].strip("_") or "input"
+    return Job(f"{stem}-{digest}", "", bare, "", "", library, save_type, key, source_url=url)
 
 
 class PartStore(Protocol):

@@ -239,6 +239,7 @@ class Engine:
         input_key = source.source if isinstance(source, Fingerprint) else _input_key(source)
         fp: Fingerprint | None = None
         common = dict(job_id=job_id, library=library, input_key=input_key, save_type=save_type)
+        self._record(job_id, "running", library, input_key)
         try:
             if save_type not in SAVE_TYPES:
                 raise MediaDnaError(INVALID_ARGUMENT, f"unknown save type {save_type!r}; use one of {', '.join(SAVE_TYPES)}")
@@ -271,7 +272,26 @@ class Engine:
             err = MediaDnaError(INTERNAL, f"{type(exc).__name__}: {exc}")
             result = build_result(**common, fp=fp, error=err, timings=timings)
         self.publisher.publish(result)
+        self._record(job_id, result["status"], library, input_key,
+                     error_code=(result["error"] or {}).get("code"))
         return result
+
+    def _record(self, job_id: str, state: str, library: str, input_key: str, **fields) -> None:
+        """The job's record in the store (every store keeps them; one that cannot is skipped)."""
+        put_job = getattr(self.store, "put_job", None)
+        if put_job is None:
+            return
+        try:
+            put_job(job_id, state, kind="fingerprint", library=library if _is_name(library) else None,
+                    input_key=input_key, **{k: v for k, v in fields.items() if v is not None})
+        except MediaDnaError as exc:  # a closed store or a job id of another shape: the result still stands
+            log.warning("job %s not recorded: %s", job_id, exc)
+
+
+def _is_name(library: object) -> bool:
+    from .store.base import LIBRARY_NAME_RE
+
+    return isinstance(library, str) and bool(LIBRARY_NAME_RE.fullmatch(library))
 
 
 def _input_key(source: str | os.PathLike) -> str:

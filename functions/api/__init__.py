@@ -1,0 +1,1 @@
+"""The HTTP API: one Lambda behind API Gateway (IAM authorisation)."""

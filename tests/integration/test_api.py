@@ -1,0 +1,421 @@
+"""The HTTP API handler in-process: API Gateway proxy events in, responses out, DynamoDB and
+Step Functions in moto.  Every route: success, each validation failure, not found, auth denied, paging.
+
+Compare routes use an injected compare function (the URL reader with its SSRF
+guard is tested with the decoder); what is checked here is the route: URL
+validation (file:// refused), the envelope and its HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import urlencode
+
+import boto3
+import numpy as np
+import pytest
+
+from functions.api import handler as api
+from functions.common.aws import StepFunctionsLauncher
+from functions.common.settings import Settings
+from functions.local import lambda_context
+from mediadna.fingerprint import Fingerprint, VisualTrack
+from mediadna.index import fingerprint2postings
+from mediadna.service import Service
+from mediadna.store import FileRecord
+
+CALLER = "arn:aws:iam::123456789012:user/tester"
+
+
+def event(method: str, path: str, body=None, query: dict | None = None, caller: str | None = CALLER) -> dict:
+    identity = {"userArn": caller, "caller": "AIDAEXAMPLE", "accessKey": "AKIAEXAMPLE"} if caller else {
+        "userArn": None, "caller": None, "accessKey": None}
+    return {
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": {"Content-Type": "application/json"}, "multiValueHeaders": {},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None, "stageVariables": None,
+        "body": body if body is None or isinstance(body, str) else json.dumps(body), "isBase64Encoded": False,
+        "requestContext": {"requestId": uuid.uuid4().hex, "stage": "v1", "httpMethod": method, "path": path,
+                           "resourcePath": path, "identity": identity},
+    }
+
+
+class Api:
+    def __init__(self, svc: Service):
+        self.svc = svc
+
+    def __call__(self, method, path, body=None, query=None, caller=CALLER) -> tuple[int, dict | None]:
+        response = api.handler(event(method, path, body, query, caller), lambda_context("Api"))
+        raw = response.get("body")
+        return response["statusCode"], (json.loads(raw) if raw else None)
+
+
+class FakeDeleter:
+    def __init__(self):
+        self.calls = []
+
+    def delete_later(self, library, job_id):
+        self.calls.append((library, job_id))
+
+
+def fake_compare(source, target):
+    media = "image" if source.endswith(".png") else "video"
+    return {"match": True, "confidence": "high", "similarity_score": 0.93, "processing_time_ms": 12.0,
+            "media_type": media, "status": "succeeded", "error": None,
+            "matched_segments": [] if media == "image" else [
+                {"source_start": 0.0, "source_end": 10.0, "target_start": 5.0, "target_end": 15.0, "score": 0.9,
+                 "modality": "video", "speed": 1.0}]}
+
+
+@pytest.fixture
+def cloud(aws):
+    """The input bucket and a state machine (moto records executions; nothing runs)."""
+    s3 = boto3.client("s3")
+    bucket = f"input-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    role = boto3.client("iam").create_role(RoleName=f"sfn-{bucket}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name=f"wf-{bucket}", roleArn=role,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    return Settings(INPUT_BUCKET=bucket, STATE_MACHINE_ARN=arn)
+
+
+@pytest.fixture
+def call(open_dynamodb, cloud):
+    store = open_dynamodb()
+    svc = Service(store, launcher=StepFunctionsLauncher(cloud), deleter=FakeDeleter(), comparer=fake_compare)
+    api.use_service(svc)
+    yield Api(svc)
+    api.use_service(None)
+
+
+def add_file(store, library: str, key: str, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    n = 8
+    fp = Fingerprint(duration=10.0, sha256=f"{seed:064x}", media_type="video", params={"fps": 2, "hop": 512},
+                     visual=VisualTrack(np.sort(rng.random(n) * 10), rng.integers(0, 2**64, n, dtype=np.uint64),
+                                        rng.integers(0, 2**64, n, dtype=np.uint64), rng.integers(0, 2, n)))
+    rec = FileRecord(key, 10.0, fp.sha256, "video", True, False, fp.version, metadata={"seed": seed})
+    store.add_file(library, rec, fp, fingerprint2postings(fp))
+
+
+def assert_invalid(status, body, field=None):
+    assert status == 400, body
+    assert body["error"]["code"] == "invalid_argument"
+    if field is not None:
+        assert body["error"]["field"] == field, body
+
+
+# -- auth ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("method,path", [("GET", "/libraries"), ("POST", "/libraries"), ("GET", "/jobs"),
+                                         ("DELETE", "/libraries/lib"), ("POST", "/video/match")])
+def test_requests_without_an_iam_identity_are_denied(call, method, path):
+    status, body = call(method, path, {"name": "lib"} if method == "POST" else None, caller=None)
+    assert status == 403 and body["error"]["code"] == "access_denied"
+    assert call.svc.list_libraries() == []  # nothing happened
+
+
+def test_unknown_route_is_404(call):
+    status, body = call("GET", "/nope")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+# -- libraries -----------------------------------------------------------------------------
+def test_library_create_get_list(call):
+    status, body = call("POST", "/libraries", {"name": "news", "threshold": 0.7, "min_segment_seconds": 5})
+    assert status == 201 and body["name"] == "news" and body["threshold"] == 0.7 and body["file_count"] == 0
+    status, body = call("POST", "/libraries", {"name": "defaults"})
+    assert status == 201 and body["threshold"] == 0.5 and body["min_segment_seconds"] == 3.0
+    status, body = call("GET", "/libraries/news")
+    assert status == 200 and body["min_segment_seconds"] == 5.0
+    status, body = call("GET", "/libraries")
+    assert status == 200 and [lib["name"] for lib in body["items"]] == ["defaults", "news"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "name"), ({"name": "bad name"}, "name"), ({"name": "-x"}, "name"), ({"name": "x" * 65}, "name"),
+    ({"name": "lib", "threshold": 1.5}, "threshold"), ({"name": "lib", "threshold": -0.1}, "threshold"),
+    ({"name": "lib", "threshold": "high"}, "threshold"), ({"name": "lib", "min_segment_seconds": -1}, "min_segment_seconds"),
+    ({"name": "lib", "colour": "red"}, "colour"),
+])
+def test_library_create_validation(call, body, field):
+    assert_invalid(*call("POST", "/libraries", body), field)
+    assert call.svc.list_libraries() == []
+
+
+def test_library_create_needs_a_json_body(call):
+    status, body = call("POST", "/libraries", "{not json")
+    assert status == 400 and body["error"]["code"] == "invalid_argument"
+
+
+def test_library_create_twice_is_409(call):
+    call("POST", "/libraries", {"name": "lib"})
+    status, body = call("POST", "/libraries", {"name": "lib", "threshold": 0.9})
+    assert status == 409 and body["error"]["code"] == "library_exists"
+    assert call.svc.get_library("lib").threshold == 0.5
+
+
+def test_library_get_and_delete_not_found_and_invalid(call):
+    for method in ("GET", "DELETE"):
+        status, body = call(method, "/libraries/ghost")
+        assert status == 404 and body["error"]["code"] == "library_not_found"
+        assert_invalid(*call(method, "/libraries/bad%20name"), "name")
+
+
+def test_deleting_an_empty_library_is_immediate(call):
+    call("POST", "/libraries", {"name": "lib"})
+    status, body = call("DELETE", "/libraries/lib")
+    assert status == 204 and body is None
+    assert call("GET", "/libraries/lib")[0] == 404
+    assert call.svc.deleter.calls == []
+
+
+def test_deleting_a_library_with_files_is_an_async_job(call):
+    call("POST", "/libraries", {"name": "lib"})
+    add_file(call.svc.store, "lib", "a.mp4")
+    status, job = call("DELETE", "/libraries/lib")
+    assert status == 202 and job["kind"] == "delete_library" and job["state"] == "running"
+    assert call.svc.deleter.calls == [("lib", job["job_id"])]
+    assert call("DELETE", "/libraries/lib")[1]["job_id"] == job["job_id"]  # repeated: the same job
+    assert len(call.svc.deleter.calls) == 1
+    assert call("GET", f"/jobs/{job['job_id']}")[1]["state"] == "running"
+    # the asynchronous invoke the deleter sent: the same function, a task event
+    done = api.handler({"mediadna_task": "delete_library", "library": "lib", "job_id": job["job_id"]},
+                       lambda_context("Api"))
+    assert done["state"] == "succeeded"
+    assert call("GET", "/libraries/lib")[0] == 404
+    status, body = call("GET", f"/jobs/{job['job_id']}")
+    assert status == 200 and body["state"] == "succeeded" and body["library"] == "lib"
+    # a second delivery of the same task is harmless
+    again = api.handler({"mediadna_task": "delete_library", "library": "lib", "job_id": job["job_id"]},
+                        lambda_context("Api"))
+    assert again["state"] == "succeeded"
+
+
+# -- files -----------------------------------------------------------------------------------
+@pytest.fixture
+def files(call):
+    call("POST", "/libraries", {"name": "lib"})
+    keys = ["a.mp4", "b/c.mp4", "d e.mp4", "z.mp4", "ü.mp4"]
+    for i, key in enumerate(keys):
+        add_file(call.svc.store, "lib", key, seed=i)
+    return sorted(keys)
+
+
+def test_files_list_pages_with_cursors(call, files):
+    seen, cursor, pages = [], None, 0
+    while True:
+        status, body = call("GET", "/libraries/lib/files", query={"limit": "2", **({"cursor": cursor} if cursor else {})})
+        assert status == 200 and len(body["items"]) <= 2
+        seen += [f["primary_key"] for f in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == files and pages == 3
+    status, body = call("GET", "/libraries/lib/files")
+    assert status == 200 and [f["primary_key"] for f in body["items"]] == files and body["next_cursor"] is None
+    assert body["items"][0]["media_type"] == "video" and body["items"][0]["metadata"] == {"seed": 0}
+
+
+@pytest.mark.parametrize("query,field", [({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"),
+                                         ({"limit": "ten"}, "limit")])
+def test_files_list_validation(call, files, query, field):
+    assert_invalid(*call("GET", "/libraries/lib/files", query=query), field)
+
+
+def test_files_list_bad_cursor_and_unknown_library(call, files):
+    status, body = call("GET", "/libraries/lib/files", query={"cursor": "garbage"})
+    assert status == 400 and body["error"]["code"] == "invalid_argument"
+    status, body = call("GET", "/libraries/ghost/files")
+    assert status == 404 and body["error"]["code"] == "library_not_found"
+    assert_invalid(*call("GET", "/libraries/bad%20name/files"), "name")
+
+
+def test_file_get_and_delete_by_primary_key(call, files):
+    status, body = call("GET", "/libraries/lib/file", query={"key": "b/c.mp4"})
+    assert status == 200 and body["primary_key"] == "b/c.mp4" and body["duration"] == 10.0
+    status, body = call("DELETE", "/libraries/lib/file", query={"key": "b/c.mp4"})
+    assert status == 204 and body is None
+    status, body = call("GET", "/libraries/lib/file", query={"key": "b/c.mp4"})
+    assert status == 404 and body["error"]["code"] == "file_not_found"
+    status, body = call("DELETE", "/libraries/lib/file", query={"key": "b/c.mp4"})
+    assert status == 404 and body["error"]["code"] == "file_not_found"
+    assert call("GET", "/libraries/ghost/file", query={"key": "a.mp4"})[0] == 404
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize("query,field", [(None, "key"), ({"key": ""}, "key"), ({"key": "k" * 1025}, "key")])
+def test_file_key_validation(call, files, method, query, field):
+    assert_invalid(*call(method, "/libraries/lib/file", query=query), field)
+
+
+def test_file_key_with_control_characters_is_refused(call, files):
+    status, body = call("GET", "/libraries/lib/file", query={"key": "a\x01b"})
+    assert status == 400 and body["error"]["code"] == "invalid_argument"
+
+
+# -- jobs --------------------------------------------------------------------------------------
+def executions(settings):
+    sfn = boto3.client("stepfunctions")
+    out = []
+    for e in sfn.list_executions(stateMachineArn=settings.STATE_MACHINE_ARN)["executions"]:
+        out.append(json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])["job"])
+    return out
+
+
+def test_submit_a_job_for_an_object_in_the_input_bucket(call, cloud):
+    call("POST", "/libraries", {"name": "lib"})
+    boto3.client("s3").put_object(Bucket=cloud.INPUT_BUCKET, Key="uploads/clip.mp4", Body=b"media bytes")
+    body = {"library": "lib", "key": "uploads/clip.mp4", "save_type": "forcesave", "primary_key": "clip-1"}
+    status, job = call("POST", "/jobs", body)
+    assert status == 202 and job["state"] == "queued" and job["kind"] == "fingerprint" and job["library"] == "lib"
+    (started,) = executions(cloud)
+    assert started["job_id"] == job["job_id"] and started["bucket"] == cloud.INPUT_BUCKET
+    assert started["key"] == "uploads/clip.mp4" and started["save_type"] == "forcesave"
+    assert started["primary_key"] == "clip-1" and started["version_id"] and started["source_url"] == ""
+    status, again = call("POST", "/jobs", body)  # a retry: the same job, nothing new started
+    assert status == 200 and again["job_id"] == job["job_id"]
+    assert len(executions(cloud)) == 1
+    status, got = call("GET", f"/jobs/{job['job_id']}")
+    assert status == 200 and got == again
+
+
+def test_submit_a_job_for_an_https_url_is_idempotent_per_client_token(call, cloud):
+    call("POST", "/libraries", {"name": "lib"})
+    body = {"library": "lib", "source_url": "https://media.example.com/v/clip.mp4?sig=abc"}
+    status, job = call("POST", "/jobs", body)
+    assert status == 202 and job["input_key"] == "https://media.example.com/v/clip.mp4"
+    (started,) = executions(cloud)
+    assert started["source_url"] == body["source_url"] and started["bucket"] == ""
+    assert started["primary_key"] == "https://media.example.com/v/clip.mp4" and started["save_type"] == "save"
+    assert call("POST", "/jobs", body)[1]["job_id"] == job["job_id"]
+    status, other = call("POST", "/jobs", {**body, "client_token": "second"})
+    assert status == 202 and other["job_id"] != job["job_id"]
+    assert len(executions(cloud)) == 2
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"key": "a.mp4"}, "library"), ({"library": "bad name", "key": "a.mp4"}, "library"),
+    ({"library": "lib"}, "key"), ({"library": "lib", "key": "a.mp4", "source_url": "https://x.org/a.mp4"}, "key"),
+    ({"library": "lib", "source_url": "http://x.org/a.mp4"}, "source_url"),
+    ({"library": "lib", "source_url": "file:///etc/passwd"}, "source_url"),
+    ({"library": "lib", "key": ""}, "key"),
+    ({"library": "lib", "key": "a.mp4", "save_type": "keep"}, "save_type"),
+    ({"library": "lib", "key": "a.mp4", "primary_key": ""}, "primary_key"),
+    ({"library": "lib", "key": "a.mp4", "priority": 1}, "priority"),
+])
+def test_submit_validation(call, cloud, body, field):
+    call("POST", "/libraries", {"name": "lib"})
+    assert_invalid(*call("POST", "/jobs", body), field)
+    assert executions(cloud) == []
+
+
+def test_submit_refuses_an_https_url_without_a_host(call, cloud):
+    call("POST", "/libraries", {"name": "lib"})
+    status, body = call("POST", "/jobs", {"library": "lib", "source_url": "https:///nohost.mp4"})
+    assert status == 400 and body["error"]["code"] == "invalid_argument"
+
+
+def test_submit_for_a_missing_object_or_library_is_404(call, cloud):
+    status, body = call("POST", "/jobs", {"library": "ghost", "key": "a.mp4"})
+    assert status == 404 and body["error"]["code"] == "library_not_found"
+    call("POST", "/libraries", {"name": "lib"})
+    status, body = call("POST", "/jobs", {"library": "lib", "key": "missing.mp4"})
+    assert status == 404 and body["error"]["code"] == "input_not_found"
+    assert executions(cloud) == [] and call.svc.list_jobs().items == []
+
+
+def test_jobs_get_not_found_and_invalid(call):
+    status, body = call("GET", "/jobs/nope")
+    assert status == 404 and body["error"]["code"] == "job_not_found"
+    assert_invalid(*call("GET", "/jobs/not%20an%20id"), "job_id")
+
+
+def test_jobs_list_by_library_state_time_with_paging(call):
+    store = call.svc.store
+    for i in range(5):
+        store.put_job(f"a{i}", "queued", library="a", created_at=f"2026-01-0{i + 1}T00:00:00Z")
+        store.put_job(f"b{i}", "queued", library="b", created_at=f"2026-01-0{i + 1}T12:00:00Z")
+    store.put_job("a3", "succeeded")
+    ids = lambda body: [j["job_id"] for j in body["items"]]  # noqa: E731
+    status, body = call("GET", "/jobs", query={"library": "a"})
+    assert status == 200 and ids(body) == ["a4", "a3", "a2", "a1", "a0"]
+    status, body = call("GET", "/jobs", query={"state": "succeeded"})
+    assert ids(body) == ["a3"]
+    status, body = call("GET", "/jobs", query={"since": "2026-01-02T00:00:00Z", "until": "2026-01-03T00:00:00Z"})
+    assert ids(body) == ["b1", "a1"]
+    seen, cursor = [], None
+    while True:
+        status, body = call("GET", "/jobs", query={"limit": "3", **({"cursor": cursor} if cursor else {})})
+        assert status == 200 and len(body["items"]) <= 3
+        seen += ids(body)
+        if (cursor := body["next_cursor"]) is None:
+            break
+    assert seen == ["b4", "a4", "b3", "a3", "b2", "a2", "b1", "a1", "b0", "a0"]
+
+
+@pytest.mark.parametrize("query,field", [
+    ({"library": "bad name"}, "library"), ({"state": "done"}, "state"), ({"limit": "0"}, "limit"),
+    ({"limit": "5000"}, "limit"), ({"limit": "x"}, "limit"),
+])
+def test_jobs_list_validation(call, query, field):
+    assert_invalid(*call("GET", "/jobs", query=query), field)
+
+
+@pytest.mark.parametrize("query", [{"since": "yesterday"}, {"until": "2026-13-01"}, {"cursor": "nope"}])
+def test_jobs_list_bad_times_and_cursors(call, query):
+    status, body = call("GET", "/jobs", query=query)
+    assert status == 400 and body["error"]["code"] == "invalid_argument"
+
+
+# -- compare -------------------------------------------------------------------------------------
+def test_video_match_answers_the_compare_envelope(call):
+    from mediadna.schemas import validate
+
+    status, body = call("POST", "/video/match", {"source_url": "https://x.org/a.mp4", "target_url": "https://x.org/b.mp4"})
+    assert status == 200 and body["match"] is True and body["media_type"] == "video"
+    validate(body, "compare")
+
+
+def test_image_match(call):
+    status, body = call("POST", "/image/match", {"source_url": "https://x.org/a.png", "target_url": "https://x.org/b.png"})
+    assert status == 200 and body["media_type"] == "image"
+
+
+def test_match_of_the_wrong_media_type_is_400_with_the_envelope(call):
+    status, body = call("POST", "/audio/match", {"source_url": "https://x.org/a.mp4", "target_url": "https://x.org/b.mp4"})
+    assert status == 400 and body["status"] == "failed" and body["error"]["code"] == "invalid_argument"
+    assert "/video/match" in body["error"]["message"]
+
+
+def test_match_input_errors_are_422_with_the_envelope(call):
+    call.svc.comparer = lambda s, t: {
+        "match": False, "confidence": "low", "similarity_score": 0.0, "processing_time_ms": 3.0, "media_type": None,
+        "matched_segments": [], "status": "failed", "error": {"code": "not_media", "message": "not a media file"}}
+    status, body = call("POST", "/video/match", {"source_url": "https://x.org/a.txt", "target_url": "https://x.org/b.mp4"})
+    assert status == 422 and body["error"]["code"] == "not_media"
+
+
+@pytest.mark.parametrize("route", ["/video/match", "/audio/match", "/image/match"])
+@pytest.mark.parametrize("body,field", [
+    ({"target_url": "https://x.org/b.mp4"}, "source_url"), ({"source_url": "https://x.org/a.mp4"}, "target_url"),
+    ({"source_url": "file:///etc/passwd", "target_url": "https://x.org/b.mp4"}, "source_url"),
+    ({"source_url": "https://x.org/a.mp4", "target_url": "/tmp/b.mp4"}, "target_url"),
+    ({"source_url": "https://x.org/a.mp4", "target_url": "https://x.org/b.mp4", "extra": 1}, "extra"),
+])
+def test_match_validation(call, route, body, field):
+    called = []
+    call.svc.comparer = lambda s, t: called.append((s, t))
+    assert_invalid(*call("POST", route, body), field)
+    assert called == []
+
+
+def test_openapi_document_is_current():
+    from functions.api.openapi import main
+
+    assert main(["--check"]) == 0, "docs/openapi.json is stale: run python -m functions.api.openapi"
