@@ -29,6 +29,19 @@ FUNCTIONS = {
     "Failure": ("functions.failure.handler.handler", 512, 60, "zip"),
 }
 LAYER_DIR = "layers/common"
+#: The HTTP API's function (handler, memory MB, timeout s): the image, because compare
+#: decodes media.  API Gateway waits 29 s for an answer (compares of short inputs); the
+#: asynchronous library deletions run in the same function for up to 300 s.
+API_FUNCTION = ("functions.api.handler.handler", 2048, 300)
+#: Its routes (functions/api/handler.py; docs/openapi.json): method, path.
+API_ROUTES = (
+    ("GET", "/libraries"), ("POST", "/libraries"), ("GET", "/libraries/{name}"), ("DELETE", "/libraries/{name}"),
+    ("GET", "/libraries/{name}/files"), ("GET", "/libraries/{name}/file"), ("DELETE", "/libraries/{name}/file"),
+    ("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/jobs/{job_id}"),
+    ("POST", "/video/match"), ("POST", "/audio/match"), ("POST", "/image/match"),
+)
+#: Stage throttling: steady requests per second, burst.
+API_THROTTLE = (50, 100)
 #: Placeholders in the workflow file -> construct id of the function they name.
 WORKFLOW_SUBSTITUTIONS = {f"{name}FunctionArn": name for name in FUNCTIONS if name != "Trigger"}
 #: The other placeholders: the Fargate path (cluster, task definition, network).
@@ -62,4 +75,15 @@ CONTEXT_DEFAULTS = {
     "resultTemplate": "results/{library}/{date}/{inputName}-{jobId}.json",
     "workRetentionDays": 2,
     "logRetentionDays": 30,
+    "jobsIndexes": 2,  # GSIs of the jobs table to deploy (see infra/constructs/storage.py)
 }
+
+# -- backfill imports (infra/constructs/imports.py, infra/workflow/import.asl.json) -------------
+IMPORT_WORKFLOW_FILE = ROOT / "infra" / "workflow" / "import.asl.json"
+#: The import's item task: the container image (it fingerprints whole files: up to an
+#: hour of media in Lambda's 15 minutes, see mediadna.imports.DEFAULT_MAX_ITEM_SECONDS).
+IMPORT_FUNCTIONS = {"ImportItem": ("functions.import_item.handler.handler", 2048, 900, "image")}
+IMPORT_SUBSTITUTIONS = {"ImportItemFunctionArn": "ImportItem"}
+#: Items of one import processed at the same time, at most (a request may ask for fewer);
+#: extra buckets imports may read (comma-separated; the input bucket always).
+CONTEXT_DEFAULTS.update({"importMaxConcurrency": 40, "importSourceBuckets": ""})

@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 from infra.config import FUNCTIONS
+from infra.constructs.api import HttpApi
 from infra.constructs.fargate import FargateExtraction
 from infra.constructs.ingestion import IngestionTrigger
 from infra.constructs.notifications import Notifications
@@ -28,7 +29,8 @@ class DataStack(Stack):
 
     def __init__(self, scope: Construct, cid: str, *, settings: dict, **kw):
         super().__init__(scope, cid, **kw)
-        self.storage = Storage(self, "Storage", work_retention_days=int(settings["workRetentionDays"]))
+        self.storage = Storage(self, "Storage", work_retention_days=int(settings["workRetentionDays"]),
+                               jobs_indexes=int(settings["jobsIndexes"]))
         for key, bucket in self.buckets().items():
             CfnOutput(self, f"{key}Name", value=bucket.bucket_name, export_name=f"{cid}-{key}Name")
             CfnOutput(self, f"{key}Arn", value=bucket.bucket_arn, export_name=f"{cid}-{key}Arn")
@@ -83,6 +85,11 @@ class ProcessingStack(Stack):
         fn["Trigger"].add_environment("STATE_MACHINE_ARN", self.workflow.state_machine.state_machine_arn)
         self.ingestion.connect(fn["Trigger"])
         self._grant(storage)
+        self.http_api = HttpApi(self, "Api", log_retention=retention, environment={
+            **environment, "STATE_MACHINE_ARN": self.workflow.state_machine.state_machine_arn,
+            "INPUT_BUCKET": self.buckets["InputBucket"].bucket_name})
+        self._grant_api(storage)
+        CfnOutput(self, "ApiUrl", value=self.http_api.api.url, description="mediadna HTTP API (SigV4: docs/api.md)")
         self.observability = Observability(
             self, "Observability", state_machine=self.workflow.state_machine,
             dead_letter_queues={"UploadDLQ": self.ingestion.dlq, "CallbackDLQ": self.notifications.callback_dlq},
@@ -114,6 +121,26 @@ class ProcessingStack(Stack):
             table.grant_read_write_data(fn["Match"])  # match, then commit
         for name in ("Split", "Match", "Failure"):  # job records
             t["JobsTable"].grant_read_write_data(fn[name])
+
+    def _grant_api(self, storage: Storage) -> None:
+        """The API function: the library and job tables, starting the workflow, reading uploads (HEAD on submit)."""
+        fn = self.http_api.function
+        for table in storage.tables.values():
+            table.grant_read_write_data(fn)
+        self.workflow.state_machine.grant_start_execution(fn)
+        self.buckets["InputBucket"].grant_read(fn)
+        api = self.http_api.api
+        acknowledge(fn, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments/PutTelemetryRecords take no resource (AWS requires '*').")
+        acknowledge(self, "AwsSolutions-IAM5[Resource::MediaDnaData:ExportsOutputFnGetAttStorageJobsTableArn264A0272/index/*]",
+                    "The jobs table's own indexes (library-created_at, all-created_at): list_jobs queries them.")
+        acknowledge(api, "AwsSolutions-APIG3", "Every method requires AWS_IAM (SigV4) authorisation; "
+                    "throttling is set on the stage. A WAF web ACL can be attached by the operator.")
+        acknowledge(api, "AwsSolutions-COG4", "The API authorises with AWS IAM (SigV4), not Cognito user pools: "
+                    "callers are AWS principals (services, roles).")
+        acknowledge(api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs]",
+                    "API Gateway's account-level CloudWatch role (execution logging) uses the AWS managed policy.")
 
     def _acknowledge(self) -> None:
         """cdk-nag AwsSolutions findings that are accepted, each with its reason.

@@ -19,6 +19,11 @@ TABLES = {
     "AudioTable": ("t", None),
     "JobsTable": ("job_id", None),
 }
+#: Global secondary indexes of the jobs table (name, partition key, sort key), as
+#: mediadna.store.dynamodb's list_jobs queries them.  CloudFormation adds one GSI
+#: per table update: a deployment whose jobs table predates them deploys once with
+#: ``-c jobsIndexes=1``, then again without it.
+JOBS_INDEXES = (("library-created_at", "library", "created_at"), ("all-created_at", "scope", "created_at"))
 
 
 def _bucket(scope: Construct, cid: str, **kw) -> s3.Bucket:
@@ -35,7 +40,7 @@ def _bucket(scope: Construct, cid: str, **kw) -> s3.Bucket:
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, cid: str, *, work_retention_days: int):
+    def __init__(self, scope: Construct, cid: str, *, work_retention_days: int, jobs_indexes: int = len(JOBS_INDEXES)):
         super().__init__(scope, cid)
         self.access_logs = _bucket(
             self, "AccessLogsBucket",
@@ -67,6 +72,11 @@ class Storage(Construct):
             )
             table.node.default_child.override_logical_id(STATEFUL_IDS[cid])
             self.tables[cid] = table
+        for name, pk, sk in JOBS_INDEXES[: max(0, int(jobs_indexes))]:
+            self.tables["JobsTable"].add_global_secondary_index(
+                index_name=name, partition_key=ddb.Attribute(name=pk, type=ddb.AttributeType.STRING),
+                sort_key=ddb.Attribute(name=sk, type=ddb.AttributeType.STRING), projection_type=ddb.ProjectionType.ALL,
+            )
 
     def table_environment(self) -> dict[str, str]:
         """MEDIADNA_TABLE_* for the functions (what DynamoDBConfig.from_prefix reads)."""
