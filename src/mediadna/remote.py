@@ -331,6 +331,9 @@ class _PinnedConnection(http.client.HTTPConnection):
         self._addresses = target.addresses
         self._connect_timeout = policy.connect_timeout
         self._tls = tls
+        # http.client drops self.sock when a response owns the connection
+        # (will_close); timeouts and the watchdog still need the socket
+        self.live_sock: socket.socket | None = None
 
     def connect(self):  # noqa: D102 (http.client API)
         last: OSError | None = None
@@ -353,13 +356,13 @@ class _PinnedConnection(http.client.HTTPConnection):
                 except OSError:
                     sock.close()
                     raise
-            self.sock = sock
+            self.sock = self.live_sock = sock
             return
         raise last or OSError("no address to connect to")
 
     def abort(self) -> None:
-        """Unblock a pending read or connect (the deadline's watchdog)."""
-        sock = self.sock
+        """Unblock a pending read (the deadline's watchdog)."""
+        sock = self.live_sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -376,6 +379,7 @@ class _Client:
         self._pins: dict = {}
         self._conn: _PinnedConnection | None = None
         self._conn_key: tuple | None = None
+        self._resp: http.client.HTTPResponse | None = None  # the response being read
         self._tls: ssl.SSLContext | None = None
         self._timed_out = False
         self._timer: threading.Timer | None = None
@@ -454,7 +458,8 @@ class _Client:
                 self._arm(conn)
                 conn.timeout = min(self.policy.read_timeout, self.remaining())
                 conn.request("GET", target.path, headers=hdrs)
-                return conn.getresponse()
+                self._resp = conn.getresponse()
+                return self._resp
             except MediaError:
                 self.close()
                 raise
@@ -473,8 +478,12 @@ class _Client:
         out = bytearray()
         try:
             while len(out) < n:
-                if self._conn is not None and self._conn.sock is not None:
-                    self._conn.sock.settimeout(min(self.policy.read_timeout, self.remaining()))
+                left = self.remaining()  # raises past the deadline
+                if self._timed_out:
+                    break
+                sock = self._conn.live_sock if self._conn is not None else None
+                if sock is not None:
+                    sock.settimeout(min(self.policy.read_timeout, left))
                 piece = resp.read1(min(_CHUNK, n - len(out)))
                 if not piece:
                     break
@@ -499,6 +508,9 @@ class _Client:
 
     def close(self) -> None:
         self._disarm()
+        if self._resp is not None:
+            self._resp.close()  # owns the socket once the server said it closes
+            self._resp = None
         if self._conn is not None:
             self._conn.close()
         self._conn = self._conn_key = None
