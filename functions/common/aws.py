@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from mediadna.errors import EMPTY, NOT_FOUND, TOO_LARGE, MediaError
 from mediadna.jobs import Job, result_key
+from mediadna.remote import TrustedUrl
 from mediadna.store import LibraryStore, open_store
 
 from .settings import Settings
@@ -90,9 +91,10 @@ def media_of(job: Job, settings: Settings) -> Iterator[str]:
     if size == 0:
         raise MediaError(EMPTY, f"{job.key} is empty")
     if settings.MEDIA_ACCESS == "url":
-        yield client("s3").generate_presigned_url(
+        # our own bucket's URL: FFmpeg reads it directly, past the URL guard
+        yield TrustedUrl(client("s3").generate_presigned_url(
             "get_object", Params=_object(job), ExpiresIn=settings.PRESIGN_SECONDS
-        )
+        ))
         return
     if size > MAX_DOWNLOAD_BYTES:
         raise MediaError(TOO_LARGE, f"{job.key} is {size / 1024**3:.1f} GB; downloads stop at 9 GB")

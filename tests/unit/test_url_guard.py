@@ -594,3 +594,32 @@ def test_trusted_url_is_read_by_ffmpeg_directly(server, ref_a):
     with pytest.raises(MediaError) as err:
         probe(TrustedUrl(f"{server.base}/gone.mp4?X-Amz-Signature=secret"))
     assert "secret" not in err.value.message  # errors do not echo our signatures
+
+
+# --- the cloud adapter: our presigned URLs are trusted, submitted URLs are not -------------------
+def test_media_of_trusts_presigned_urls_only(monkeypatch):
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    from dataclasses import replace
+
+    from functions.common import aws
+    from functions.common.settings import Settings
+    from mediadna.jobs import Job
+
+    for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(k, v)
+    aws.client.cache_clear()
+    try:
+        with moto.mock_aws():
+            boto3.client("s3").create_bucket(Bucket="mediadna-in")
+            boto3.client("s3").put_object(Bucket="mediadna-in", Key="input/default/save/x.mp4", Body=b"\x00\x00\x00\x18ftypisom")
+            job = Job("j1", "mediadna-in", "input/default/save/x.mp4", "", "", "default", "save", "x.mp4")
+            with aws.media_of(job, Settings(MEDIA_ACCESS="url")) as media:
+                assert isinstance(media, TrustedUrl) and "Signature=" in media
+            with aws.media_of(replace(job, source_url="http://169.254.169.254/x.mp4"), Settings()) as media:
+                assert not isinstance(media, TrustedUrl)
+                with pytest.raises(MediaError) as err:
+                    probe(media)
+                assert err.value.code == "url_refused"
+    finally:
+        aws.client.cache_clear()
