@@ -24,6 +24,10 @@ from types import SimpleNamespace
 
 from infra.config import (
     FUNCTIONS,
+    IMPORT_BUCKET_PLACEHOLDER,
+    IMPORT_FUNCTIONS,
+    IMPORT_SUBSTITUTIONS,
+    IMPORT_WORKFLOW_FILE,
     STATEFUL_STACK,
     WORKFLOW_FARGATE_PLACEHOLDERS,
     WORKFLOW_FILE,
@@ -37,7 +41,8 @@ ACCOUNT = "123456789012"
 def lambda_context(name: str) -> SimpleNamespace:
     """What the Lambda runtime passes as ``context`` (the fields Powertools reads)."""
     return SimpleNamespace(
-        function_name=name, function_version="$LATEST", memory_limit_in_mb=FUNCTIONS.get(name, ("", 1024))[1],
+        function_name=name, function_version="$LATEST",
+        memory_limit_in_mb={**FUNCTIONS, **IMPORT_FUNCTIONS}.get(name, ("", 1024))[1],
         invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
         aws_request_id=str(uuid.uuid4()), log_group_name=f"/aws/lambda/{name}", log_stream_name="local",
         get_remaining_time_in_millis=lambda: 300_000,
@@ -45,7 +50,7 @@ def lambda_context(name: str) -> SimpleNamespace:
 
 
 def handler_of(name: str) -> Callable:
-    module, _, attr = FUNCTIONS[name][0].rpartition(".")
+    module, _, attr = {**FUNCTIONS, **IMPORT_FUNCTIONS}[name][0].rpartition(".")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -138,6 +143,7 @@ class LocalResources:
     state_machine_arn: str
     tables: dict[str, str]
     environment: dict[str, str] = field(default_factory=dict)
+    import_state_machine_arn: str = ""
 
 
 def resource_names(tag: str = "") -> dict[str, str]:
@@ -150,6 +156,7 @@ def resource_names(tag: str = "") -> dict[str, str]:
         "callbacks": f"mediadnaprocessing-callbackqueue{suffix}", "topic": f"mediadnaprocessing-resultstopic{suffix}",
         "subscriber": f"mediadnaprocessing-resultstopic-subscriber{suffix}", "tables": f"{base}{suffix}",
         "state_machine": f"mediadnaprocessing-workflow{suffix}", "functions": f"mediadna{suffix}",
+        "import_state_machine": f"mediadnaprocessing-imports{suffix}",
     }
 
 
@@ -190,7 +197,7 @@ def create_resources(session, tag: str = "", *, segment_seconds: float = 60.0, o
     arns = {
         name: lam.create_function(FunctionName=f"{n['functions']}-{name}", Runtime="python3.12", Role=role,
                                   Handler="handler.handler", Code={"ZipFile": _zip()})["FunctionArn"]
-        for name in FUNCTIONS
+        for name in {**FUNCTIONS, **IMPORT_FUNCTIONS}
     }
     definition = WORKFLOW_FILE.read_text()
     for placeholder, name in WORKFLOW_SUBSTITUTIONS.items():
@@ -204,8 +211,16 @@ def create_resources(session, tag: str = "", *, segment_seconds: float = 60.0, o
         "MEDIA_ACCESS": "download", "SEGMENT_SECONDS": str(segment_seconds), "SEGMENT_OVERLAP": str(overlap),
         **{f"MEDIADNA_TABLE_{k.upper()}": v for k, v in tables.items()},
     }
+    imports = IMPORT_WORKFLOW_FILE.read_text()
+    for placeholder, name in IMPORT_SUBSTITUTIONS.items():
+        imports = imports.replace("${%s}" % placeholder, arns[name])
+    imports = imports.replace("${%s}" % IMPORT_BUCKET_PLACEHOLDER, n["work"])
+    import_machine = sfn.create_state_machine(name=n["import_state_machine"], definition=imports,
+                                              roleArn=role)["stateMachineArn"]
+    environment["IMPORT_STATE_MACHINE_ARN"] = import_machine
+    environment.setdefault("INPUT_BUCKET", n["input"])
     return LocalResources(n["input"], n["output"], n["work"], queues["uploads"], queues["callbacks"], topic,
-                          queues["subscriber"], machine, tables, environment)
+                          queues["subscriber"], machine, tables, environment, import_machine)
 
 
 def deliver_uploads(sqs, queue_url: str, wait_seconds: int = 0, event_hook: Callable | None = None) -> dict:

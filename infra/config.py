@@ -84,6 +84,8 @@ IMPORT_WORKFLOW_FILE = ROOT / "infra" / "workflow" / "import.asl.json"
 #: hour of media in Lambda's 15 minutes, see mediadna.imports.DEFAULT_MAX_ITEM_SECONDS).
 IMPORT_FUNCTIONS = {"ImportItem": ("functions.import_item.handler.handler", 2048, 900, "image")}
 IMPORT_SUBSTITUTIONS = {"ImportItemFunctionArn": "ImportItem"}
+#: The other placeholder of the import workflow: where the map writes its result manifest.
+IMPORT_BUCKET_PLACEHOLDER = "WorkBucketName"
 #: Items of one import processed at the same time, at most (a request may ask for fewer);
 #: extra buckets imports may read (comma-separated; the input bucket always).
 CONTEXT_DEFAULTS.update({"importMaxConcurrency": 40, "importSourceBuckets": ""})

@@ -271,6 +271,29 @@ def record_outcome(store: LibraryStore, import_id: str, outcome: ItemOutcome) ->
                                      message=outcome.message)
 
 
+def run_item(
+    store: LibraryStore,
+    import_id: str,
+    library: str,
+    item: dict,
+    open_input: Callable[[ImportItem], ContextManager[str]],
+    *,
+    save_type: str = DEFAULT_IMPORT_SAVE_TYPE,
+    max_seconds: float | None = DEFAULT_MAX_ITEM_SECONDS,
+    error: MediaDnaError | None = None,
+) -> dict:
+    """The workflow's item task: import one item and count it (``counted`` is False for
+    a repeat).  With ``error`` (the item task failed past its retries) the item is
+    counted ``failed`` with that reason instead."""
+    it = ImportItem.from_dict(item)
+    if error is not None:
+        outcome = ItemOutcome(it.key, it.primary_key, "failed", error.code, error.message[:500])
+    else:
+        outcome = import_item(store, library, it, open_input, save_type=save_type, max_seconds=max_seconds,
+                              metadata={"import": import_id})
+    return {**outcome.to_dict(), "counted": record_outcome(store, import_id, outcome)}
+
+
 # -- an import, in-process -------------------------------------------------------------------
 @contextlib.contextmanager
 def local_file(item: ImportItem) -> Iterator[str]:
