@@ -99,7 +99,7 @@ class JobIn(_Strict):
     source_url: str | None = Field(None, pattern=r"^https://", max_length=2048, description="or an https URL")
     save_type: SAVE_TYPE = "save"
     primary_key: str | None = Field(None, min_length=1, max_length=MAX_KEY_LENGTH)
-    client_token: str = Field("", max_length=128, description="URL jobs: a new token submits the same URL again")
+    client_token: str = Field("", max_length=128, description="a new token submits the same input and options again")
 
 
 class JobOut(BaseModel):

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     ll.add_argument("--json", action="store_true")
     ld = ls.add_parser("delete", help="delete a library and every file in it")
     ld.add_argument("name")
+    lg = ls.add_parser("get", help="show one library (GET /libraries/NAME)")
+    lg.add_argument("name")
+    lg.add_argument("--json", action="store_true")
 
     for name, help_ in (("ingest", "fingerprint files and store them in a library (by save type)"), ("query", "find what files copy from a library (stores nothing)")):
         q = sub.add_parser(name, help=help_)
@@ -85,6 +88,31 @@ def _parser() -> argparse.ArgumentParser:
     fld = fs.add_parser("delete", help="delete a file by primary key")
     fld.add_argument("key")
     fld.add_argument("--library", default=DEFAULT_LIBRARY)
+    flg = fs.add_parser("get", help="show one file by primary key (GET /libraries/NAME/file?key=)")
+    flg.add_argument("key")
+    flg.add_argument("--library", default=DEFAULT_LIBRARY)
+    flg.add_argument("--json", action="store_true")
+
+    jb = sub.add_parser("jobs", help="submit, list or show jobs (the HTTP API's /jobs)")
+    js = jb.add_subparsers(dest="action", metavar="ACTION", required=True)
+    jsub = js.add_parser("submit", help="run a fingerprint job for a file or https URL (in-process on an embedded store)")
+    jsub.add_argument("input", metavar="FILE_OR_URL")
+    jsub.add_argument("--library", default=DEFAULT_LIBRARY)
+    jsub.add_argument("--save-type", choices=SAVE_TYPES, default="save")
+    jsub.add_argument("--key", default=None, help="primary key (default: the file name, or the URL)")
+    jsub.add_argument("--client-token", default="", help="a new token runs the same input and options again")
+    jsub.add_argument("--json", action="store_true", help="print the job record as JSON")
+    jl = js.add_parser("list", help="list jobs, newest first")
+    jl.add_argument("--library", default=None)
+    jl.add_argument("--state", default=None, choices=("queued", "running", "succeeded", "failed"))
+    jl.add_argument("--since", default=None, help="ISO-8601 time, inclusive")
+    jl.add_argument("--until", default=None, help="ISO-8601 time, exclusive")
+    jl.add_argument("--limit", type=int, default=100)
+    jl.add_argument("--cursor", default=None, help="continue after this cursor (printed by a previous page)")
+    jl.add_argument("--json", action="store_true")
+    jg = js.add_parser("get", help="show one job")
+    jg.add_argument("job_id")
+    jg.add_argument("--json", action="store_true")
     from .cli_imports import add_parsers as add_import_parsers  # import, import status, rescan
 
     add_import_parsers(sub, DEFAULT_LIBRARY)
@@ -251,10 +279,16 @@ def _store_command(args, store) -> int:
             else:
                 for lib in libs:
                     print(f"{lib.name}\t{lib.file_count} files\tthreshold {lib.threshold}\tmin segment {lib.min_segment_seconds} s")
+        elif args.action == "get":
+            lib = store.get_library(args.name)
+            print(json.dumps(lib.to_dict(), sort_keys=True) if args.json else
+                  f"{lib.name}\t{lib.file_count} files\tthreshold {lib.threshold}\tmin segment {lib.min_segment_seconds} s\tcreated {lib.created_at}")
         else:
             store.delete_library(args.name)
             print(f"deleted library {args.name}")
         return 0
+    if args.command == "jobs":
+        return _jobs_command(args, store)
     if args.command == "ingest":
         return _run_inputs(args, store, args.save_type)
     if args.command == "query":
@@ -269,11 +303,60 @@ def _store_command(args, store) -> int:
                     print(f"{rec.primary_key}\t{rec.duration:.1f} s\t{rec.media_type}\t{rec.sha256[:12]}")
             if page.next_cursor:
                 print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+        elif args.action == "get":
+            rec = store.get_file(args.library, args.key)
+            print(json.dumps(rec.to_dict(), sort_keys=True) if args.json else
+                  f"{rec.primary_key}\t{rec.duration:.1f} s\t{rec.media_type}\t{rec.sha256}\tcreated {rec.created_at}")
         else:
             store.delete_file(args.library, args.key)
             print(f"deleted {args.key}")
         return 0
     raise AssertionError(args.command)
+
+
+def _print_job(job: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(job, sort_keys=True))
+        return
+    error = f"\t{job['error_code']}" if job.get("error_code") else ""
+    print(f"{job['job_id']}\t{job['state']}\t{job['kind']}\t{job.get('library') or '-'}\t{job['created_at']}\t"
+          f"{job.get('input_key') or ''}{error}")
+
+
+def _jobs_command(args, store) -> int:
+    """``mediadna jobs``: the service the HTTP API uses; on an embedded store submit runs the job here."""
+    from .service import InlineLauncher, Service
+    from .decode import is_url
+
+    launcher = InlineLauncher(store)
+    service = Service(store, launcher=launcher)
+    if args.action == "list":
+        page = service.list_jobs(library=args.library, state=args.state, since=args.since, until=args.until,
+                                 limit=args.limit, cursor=args.cursor)
+        for job in page.items:
+            _print_job(job, args.json)
+        if page.next_cursor:
+            print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+        return 0
+    if args.action == "get":
+        _print_job(service.get_job(args.job_id), args.json)
+        return 0
+    if args.library == DEFAULT_LIBRARY:
+        try:
+            store.get_library(DEFAULT_LIBRARY)
+        except MediaDnaError:
+            store.create_library(DEFAULT_LIBRARY)
+    url = is_url(args.input)
+    submitted = service.submit_job(args.library, key=None if url else args.input, source_url=args.input if url else None,
+                                   save_type=args.save_type, primary_key=args.key, client_token=args.client_token)
+    job = submitted.job
+    _print_job(job, args.json)
+    result = launcher.results.get(job["job_id"])
+    if not args.json and result is not None:
+        _print_result(result)
+    if not submitted.created:
+        print(f"job {job['job_id']} was submitted before ({job['state']})", file=sys.stderr)
+    return 0 if job["state"] != "failed" else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,7 @@ from .errors import (
     NOT_FOUND,
     MediaDnaError,
 )
-from .jobs import Job, JobDefaults, job_from_object, job_from_url
+from .jobs import Job, JobDefaults, execution_name, job_from_object, job_from_url
 from .store.base import (
     DEFAULT_MIN_SEGMENT_SECONDS,
     DEFAULT_THRESHOLD,
@@ -195,6 +195,10 @@ class Service:
             if primary_key is not None:
                 overrides["primary-key"] = primary_key
             job = self.launcher.object_job(key, version_id, overrides)
+            # one job per (object version, options, client token): the same submit again is a
+            # repeat; the same object for another library or save type is another job
+            options = f"{job.version_id or job.etag}\0{job.library}\0{job.save_type}\0{job.primary_key}\0{client_token}"
+            job = Job(**{**job.to_dict(), "job_id": execution_name(job.bucket, job.key, options)})
         existing = self.store.get_job(job.job_id)
         if existing is None:
             self.store.put_job(job.job_id, "queued", kind="fingerprint", library=job.library,
