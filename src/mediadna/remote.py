@@ -275,6 +275,11 @@ def check_url(url: str, policy: UrlPolicy, _pins: dict | None = None) -> Target:
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise MediaError(URL_REFUSED, f"refused URL {url}: credentials in URLs are not accepted")
     raw_host = parts.hostname or ""
+    if not raw_host.isascii():
+        try:
+            raw_host = raw_host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise MediaError(URL_REFUSED, f"refused URL {url}: malformed host name") from None
     if not raw_host or not _HOST_CHARS.match(raw_host):
         raise MediaError(URL_REFUSED, f"refused URL {url}: missing or malformed host")
     try:
@@ -282,11 +287,6 @@ def check_url(url: str, policy: UrlPolicy, _pins: dict | None = None) -> Target:
     except ValueError as exc:
         raise MediaError(URL_REFUSED, f"refused URL {url}: {exc}") from None
     host = str(ip) if ip is not None else canonical_host(raw_host)
-    if ip is None:
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise MediaError(URL_REFUSED, f"refused URL {url}: malformed host name") from None
     port = port or (443 if scheme == "https" else 80)
     exempt = host in policy.allow_hosts
     if ip is not None:

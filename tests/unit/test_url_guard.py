@@ -181,6 +181,8 @@ def test_public_url_passes_the_checks(net):
     assert t.addresses == ("93.184.216.34", "2606:2800:220:1::1")
     assert check_url("http://8.8.8.8:8080/x", net.policy).addresses == ("8.8.8.8",)
     assert check_url("http://134744072/x", net.policy).addresses == ("8.8.8.8",)  # decimal, still public
+    net.names["xn--bcher-kva.example"] = ["93.184.216.34"]
+    assert check_url("http://bücher.example/x", net.policy).host == "xn--bcher-kva.example"  # IDNA, then checked
     assert net.sockets == []
 
 
