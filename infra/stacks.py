@@ -13,6 +13,7 @@ from infra.nag import acknowledge
 from infra.config import FUNCTIONS
 from infra.constructs.api import HttpApi
 from infra.constructs.fargate import FargateExtraction
+from infra.constructs.imports import ImportWorkflow
 from infra.constructs.ingestion import IngestionTrigger
 from infra.constructs.notifications import Notifications
 from infra.constructs.observability import Observability
@@ -89,6 +90,15 @@ class ProcessingStack(Stack):
             **environment, "STATE_MACHINE_ARN": self.workflow.state_machine.state_machine_arn,
             "INPUT_BUCKET": self.buckets["InputBucket"].bucket_name})
         self._grant_api(storage)
+        sources = [self.buckets["InputBucket"]] + [  # backfill imports read these (-c importSourceBuckets=a,b)
+            s3.Bucket.from_bucket_name(self, f"ImportSource{i}", name.strip())
+            for i, name in enumerate(str(settings["importSourceBuckets"]).split(",")) if name.strip()]
+        self.imports = ImportWorkflow(self, "Imports", environment=environment, log_retention=retention,
+                                      work_bucket=self.buckets["WorkBucket"], source_buckets=sources,
+                                      tables=list(storage.tables.values()),
+                                      max_concurrency=int(settings["importMaxConcurrency"]),
+                                      work_export_name=self.export_names["WorkBucket"])
+        self.imports.allow_start(self.http_api.function)  # POST /libraries/{id}/imports
         CfnOutput(self, "ApiUrl", value=self.http_api.api.url, description="mediadna HTTP API (SigV4: docs/api.md)")
         self.observability = Observability(
             self, "Observability", state_machine=self.workflow.state_machine,

@@ -64,12 +64,12 @@ def test_resource_counts(assembly):
     data.resource_count_is("AWS::DynamoDB::Table", 5)
     proc.resource_count_is("AWS::SQS::Queue", 4)
     proc.resource_count_is("AWS::SNS::Topic", 1)
-    proc.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    proc.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # fingerprint workflow, imports (test_imports.py)
     functions = assembly.resources(assembly.processing, "AWS::Lambda::Function").values()
     images = [f for f in functions if f["Properties"].get("PackageType") == "Image"]
     zips = [f for f in functions if f["Properties"].get("Layers")]
-    # the workflow's image functions, and the HTTP API's (tests/infra/test_api.py)
-    assert len(images) == sum(spec[3] == "image" for spec in FUNCTIONS.values()) + 1 == 5
+    # the workflow's image functions, the HTTP API's (tests/infra/test_api.py), the import item's (test_imports.py)
+    assert len(images) == sum(spec[3] == "image" for spec in FUNCTIONS.values()) + 2 == 6
     assert len(zips) == sum(spec[3] == "zip" for spec in FUNCTIONS.values()) == 3
     proc.resource_count_is("AWS::Lambda::LayerVersion", 1)
     # nothing that holds data lives in the processing stack
@@ -154,7 +154,8 @@ def test_topic_is_encrypted_with_a_rotating_key(assembly):
 
 
 def test_state_machine_runs_the_workflow_file(assembly):
-    (sm,) = assembly.resources(assembly.processing, "AWS::StepFunctions::StateMachine").values()
+    (sm,) = [v for k, v in assembly.resources(assembly.processing, "AWS::StepFunctions::StateMachine").items()
+             if k.startswith("Workflow")]
     props = sm["Properties"]
     asset = assembly.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
     assert asset.read_bytes() == WORKFLOW_FILE.read_bytes()  # the very file tests/e2e executes
