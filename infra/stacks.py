@@ -120,7 +120,8 @@ class ProcessingStack(Stack):
         output_bucket.grant_read(fn["Publish"])
         for name in ("Split", "Extract"):  # read uploads (HEAD, GET, ranged GET, presigning)
             input_bucket.grant_read(fn[name])
-        work_bucket.grant_put(fn["Extract"])
+        for name in ("Extract", "Split"):  # Split stores an uploaded fingerprint where Merge would
+            work_bucket.grant_put(fn[name])
         work_bucket.grant_read_write(fn["Merge"])
         work_bucket.grant_read(fn["Match"])
         task = self.fargate.task.task_role  # the whole-input path: read the upload, write the fingerprint

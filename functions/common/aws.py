@@ -249,3 +249,20 @@ class LambdaDeleter:
             FunctionName=self.function, InvocationType="Event",
             Payload=json.dumps({"mediadna_task": DELETE_LIBRARY_TASK, "library": library, "job_id": job_id}).encode(),
         )
+
+
+def object_head(job: Job, size: int = 64) -> bytes:
+    """The object's first bytes (one ranged GET): enough to recognise an uploaded fingerprint."""
+    if getattr(job, "source_url", ""):
+        return b""
+    try:
+        return client("s3").get_object(**_object(job), Range=f"bytes=0-{size - 1}")["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "InvalidRange"):
+            return b""  # gone or empty: the media path reports it
+        raise
+
+
+def object_bytes(job: Job) -> bytes:
+    return client("s3").get_object(**_object(job))["Body"].read()
+

@@ -294,3 +294,18 @@ def _safe_segment(text: str) -> str:
 def require_media(path: str | os.PathLike) -> None:
     if not os.path.exists(path):
         raise MediaError("input_not_found", "the input object is gone")
+
+
+def fingerprint_upload_step(data: bytes, job: Job, parts: PartStore) -> dict:
+    """split, for an uploaded fingerprint (``mediadna fingerprint`` output, binary or JSON,
+    recognised by its bytes whatever its name): nothing is decoded; the fingerprint is
+    put where Merge puts one and the workflow goes straight to Match (runner ``fingerprint``)."""
+    from .fingerprint import read_fingerprint
+
+    fp = read_fingerprint(data)
+    fp.source = fp.source or PurePosixPath(job.key).name
+    key = part_key(job.job_id, "fingerprint.mdna")
+    parts.put_bytes(key, fp.to_bytes())
+    return {"runner": "fingerprint", "fingerprint": key, "duration": fp.duration, "media_type": fp.media_type,
+            "segments": [], "sha256": fp.sha256}
+

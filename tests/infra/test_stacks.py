@@ -64,11 +64,11 @@ def test_resource_counts(assembly):
     data.resource_count_is("AWS::DynamoDB::Table", 5)
     proc.resource_count_is("AWS::SQS::Queue", 4)
     proc.resource_count_is("AWS::SNS::Topic", 1)
-    proc.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # fingerprint workflow, imports (test_imports.py)
+    proc.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # fingerprint workflow, imports (test_import_workflow.py)
     functions = assembly.resources(assembly.processing, "AWS::Lambda::Function").values()
     images = [f for f in functions if f["Properties"].get("PackageType") == "Image"]
     zips = [f for f in functions if f["Properties"].get("Layers")]
-    # the workflow's image functions, the HTTP API's (tests/infra/test_api.py), the import item's (test_imports.py)
+    # the workflow's image functions, the HTTP API's (tests/infra/test_api.py), the import item's (test_import_workflow.py)
     assert len(images) == sum(spec[3] == "image" for spec in FUNCTIONS.values()) + 2 == 6
     assert len(zips) == sum(spec[3] == "zip" for spec in FUNCTIONS.values()) == 3
     proc.resource_count_is("AWS::Lambda::LayerVersion", 1)
