@@ -1,9 +1,11 @@
 """The HTTP API handler in-process: API Gateway proxy events in, responses out, DynamoDB and
 Step Functions in moto.  Every route: success, each validation failure, not found, auth denied, paging.
 
-Compare routes use an injected compare function (the URL reader with its SSRF
-guard is tested with the decoder); what is checked here is the route: URL
-validation (file:// refused), the envelope and its HTTP status.
+Most compare tests use an injected compare function to check the route: URL
+validation (file:// refused), the envelope and its HTTP status.  Two run the
+real compare over a loopback HTTP server: a letterboxed copy is found with its
+time codes, and a redirect to the metadata address is refused (422
+``url_refused``) without a connection to it.
 """
 
 from __future__ import annotations
@@ -419,3 +421,86 @@ def test_openapi_document_is_current():
     from functions.api.openapi import main
 
     assert main(["--check"]) == 0, "docs/openapi.json is stale: run python -m functions.api.openapi"
+
+
+# --- compare with real media over a loopback server (the URL guard and the decoder, not a fake) ---------
+@pytest.fixture
+def media_server(tmp_path, monkeypatch):
+    """Serves files from a folder on 127.0.0.1 (allow-listed for the URL guard) and records every request."""
+    import http.server
+    import threading
+
+    from pytest_socket import enable_socket, socket_allow_hosts
+
+    monkeypatch.setenv("MEDIADNA_URL_ALLOW_HOSTS", "127.0.0.1")
+    enable_socket()
+    socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(tmp_path), **kw)
+
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}", requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def real_call(call):
+    from mediadna.pipeline import compare
+
+    call.svc.comparer = compare
+    return call
+
+
+def test_video_match_finds_a_copy_served_over_http(real_call, media_server, ref_a, unrelated, make_copy):
+    root, base, _ = media_server
+    copy = make_copy("letterbox")
+    for path in (ref_a, copy, unrelated):
+        (root / path.name).write_bytes(path.read_bytes())
+    status, body = real_call("POST", "/video/match", {"source_url": f"{base}/{ref_a.name}", "target_url": f"{base}/{copy.name}"})
+    assert status == 200 and body["status"] == "succeeded", body
+    assert body["match"] is True and body["similarity_score"] >= 0.5
+    seg = max(body["matched_segments"], key=lambda s: s["target_end"] - s["target_start"])
+    assert seg["target_end"] - seg["target_start"] > 10.0
+    status, body = real_call("POST", "/video/match", {"source_url": f"{base}/{ref_a.name}", "target_url": f"{base}/{unrelated.name}"})
+    assert status == 200 and body["match"] is False
+
+
+def test_match_refuses_a_redirect_to_the_metadata_address(real_call, media_server, ref_a, monkeypatch):
+    """A URL that redirects to 169.254.169.254: 422 url_refused, and no connection to that address."""
+    import socket
+
+    root, base, requests = media_server
+    (root / "go").mkdir()
+    (root / ref_a.name).write_bytes(ref_a.read_bytes())
+    attempts: list = []
+    real_connect = socket.socket.connect
+
+    def spy_connect(sock, address):
+        attempts.append(address)
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", spy_connect)
+    # SimpleHTTPRequestHandler redirects a folder without its slash: point that at the metadata service instead
+    import http.server
+
+    def redirect(self):
+        self.send_response(302)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data/iam/security-credentials/")
+        self.end_headers()
+        return None
+
+    monkeypatch.setattr(http.server.SimpleHTTPRequestHandler, "send_head", redirect)
+    status, body = real_call("POST", "/video/match", {"source_url": f"{base}/go", "target_url": f"{base}/{ref_a.name}"})
+    assert status == 422, body
+    assert body["status"] == "failed" and body["error"]["code"] == "url_refused", body
+    assert all(a[0] != "169.254.169.254" for a in attempts if isinstance(a, tuple)), attempts
+    assert "/go" in requests
