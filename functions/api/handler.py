@@ -119,6 +119,40 @@ class JobPageOut(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null: last page")
 
 
+class ImportIn(_Strict):
+    prefix: str | None = Field(None, pattern=r"^s3://[^/]+/", max_length=2048,
+                               description="import every object under s3://bucket/prefix/")
+    manifest: str | None = Field(None, pattern=r"^s3://[^/]+/.+", max_length=2048,
+                                 description="or the keys listed in s3://bucket/list.jsonl|csv|json")
+    save_type: Literal["onlysave", "forcesave", "save"] = "onlysave"
+    import_id: str | None = Field(None, pattern=JOB_ID, description="default: a new id; an id is used once")
+    max_concurrency: int | None = Field(None, ge=1, le=10_000, description="at most the deployment's cap")
+
+
+class ImportFailure(BaseModel):
+    item: str
+    code: str | None
+    message: str | None
+
+
+class ImportOut(BaseModel):
+    import_id: str
+    library: str | None
+    source: str | None
+    save_type: str | None
+    state: Literal["planned", "running", "finished", "failed"]
+    total: int | None
+    done: int
+    skipped: int
+    failed: int
+    processed: int | None = Field(None, description="done + skipped + failed")
+    created_at: str
+    updated_at: str
+    error: str | None
+    failures: list[ImportFailure] = Field(default_factory=list)
+    failures_cursor: str | None = Field(None, description="pass as ?cursor= for more failures; null: no more")
+
+
 class CompareIn(_Strict):
     source_url: str = Field(pattern=r"^https?://", max_length=2048)
     target_url: str = Field(pattern=r"^https?://", max_length=2048)
@@ -167,12 +201,17 @@ def service() -> Service:
     global _service
     if _service is None:
         from functions.common.aws import LambdaDeleter, StepFunctionsLauncher, library_store
+        from functions.common.imports import S3ImportLauncher, import_settings
         from functions.common.settings import settings
 
         cfg = settings()
+        imports = import_settings()
         function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         _service = Service(library_store(cfg.MEDIADNA_STORE), launcher=StepFunctionsLauncher(cfg),
-                           deleter=LambdaDeleter(function) if function else None, defaults=cfg.defaults)
+                           deleter=LambdaDeleter(function) if function else None, defaults=cfg.defaults,
+                           importer=S3ImportLauncher(imports) if imports.IMPORT_STATE_MACHINE_ARN else None,
+                           import_options={"concurrency_cap": imports.IMPORT_MAX_CONCURRENCY,
+                                           "allowed_buckets": imports.allowed_buckets})
     return _service
 
 
@@ -305,6 +344,31 @@ def list_jobs(library: Annotated[str | None, Query(pattern=LIBRARY_NAME)] = None
 @app.get("/jobs/<job_id>", tags=["jobs"], summary="Get a job", responses={**_ok(200, JobOut), **_errors(400, 404)})
 def get_job(job_id: Annotated[str, Path(pattern=JOB_ID)]) -> JobOut:
     return JobOut(**service().get_job(job_id))
+
+
+# -- imports -----------------------------------------------------------------------------
+@app.post("/libraries/<name>/imports", status_code=202, tags=["imports"],
+          summary="Import an S3 prefix or manifest into a library (a distributed map; a re-run skips what is in)",
+          responses={202: {"description": "import planned and started",
+                           "content": {"application/json": {"model": ImportOut}}},
+                     **_errors(400, 404)})
+def start_import(name: Annotated[str, Path(pattern=LIBRARY_NAME)], body: ImportIn) -> Response[ImportOut]:
+    if (body.prefix is None) == (body.manifest is None):
+        raise FieldError("prefix", "give exactly one of prefix and manifest")
+    record = service().start_import(name, prefix=body.prefix, manifest=body.manifest, save_type=body.save_type,
+                                    import_id=body.import_id, max_concurrency=body.max_concurrency)
+    metrics.add_metric(name="ApiImportsStarted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=202, content_type="application/json", body=ImportOut(**record),
+                    headers={"Location": f"/libraries/{name}/imports/{record['import_id']}"})
+
+
+@app.get("/libraries/<name>/imports/<import_id>", tags=["imports"],
+         summary="An import's progress (total, done, skipped, failed) and its failed items with reasons, paged",
+         responses={**_ok(200, ImportOut), **_errors(400, 404)})
+def get_import(name: Annotated[str, Path(pattern=LIBRARY_NAME)], import_id: Annotated[str, Path(pattern=JOB_ID)],
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+               cursor: Annotated[str | None, Query(max_length=4096)] = None) -> ImportOut:
+    return ImportOut(**service().get_import(name, import_id, failures=limit, cursor=cursor))
 
 
 # -- compare -----------------------------------------------------------------------------

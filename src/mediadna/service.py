@@ -11,6 +11,9 @@
                     asynchronously (an async Lambda invoke in the cloud); without
                     one the deletion runs before the call returns
 ``comparer``        the one-to-one compare (:func:`mediadna.pipeline.compare`)
+``importer``        an :class:`~mediadna.imports.ImportLauncher` (S3 listing, plan,
+                    the import workflow) with ``import_options`` (concurrency cap,
+                    allowed buckets); without one, imports are refused
 ==================  ===============================================================
 
 Errors are :class:`~mediadna.errors.MediaDnaError` with stable codes;
@@ -29,6 +32,7 @@ from urllib.parse import urlsplit
 from .errors import (
     FILE_EXISTS,
     FILE_NOT_FOUND,
+    IMPORT_NOT_FOUND,
     INPUT_ERRORS,
     INVALID_ARGUMENT,
     LIBRARY_BUSY,
@@ -88,7 +92,7 @@ class Deletion:
 def http_status(error: MediaDnaError) -> int:
     """The HTTP status of a coded error."""
     code = error.code
-    if code in (LIBRARY_NOT_FOUND, FILE_NOT_FOUND, JOB_NOT_FOUND, NOT_FOUND):
+    if code in (LIBRARY_NOT_FOUND, FILE_NOT_FOUND, JOB_NOT_FOUND, NOT_FOUND, IMPORT_NOT_FOUND):
         return 404
     if code in (LIBRARY_EXISTS, FILE_EXISTS):
         return 409
@@ -110,8 +114,10 @@ def delete_job_id(library: Library) -> str:
 class Service:
     def __init__(self, store: LibraryStore, *, launcher: JobLauncher | None = None,
                  deleter: LibraryDeleter | None = None, comparer: Callable[[str, str], dict] | None = None,
-                 defaults: JobDefaults = JobDefaults()):
+                 defaults: JobDefaults = JobDefaults(), importer=None, import_options: dict | None = None):
         self.store = store
+        self.importer = importer
+        self.import_options = dict(import_options or {})
         self.launcher = launcher
         self.deleter = deleter
         self.comparer = comparer
@@ -218,6 +224,29 @@ class Service:
                   until: str | None = None, limit: int = 100, cursor: str | None = None) -> JobPage:
         return self.store.list_jobs(library=library, state=state, since=since, until=until, limit=limit,
                                     cursor=cursor)
+
+    # -- imports -------------------------------------------------------------------------
+    def start_import(self, library: str, *, prefix: str | None = None, manifest: str | None = None,
+                     save_type: str | None = None, import_id: str | None = None,
+                     max_concurrency: int | None = None) -> dict:
+        """Plan and start a backfill import of ``prefix`` or ``manifest`` (``s3://`` URLs) into ``library``."""
+        from .imports import DEFAULT_IMPORT_SAVE_TYPE, start_import
+
+        if self.importer is None:
+            raise MediaDnaError(INVALID_ARGUMENT, "imports are not configured here")
+        return start_import(self.store, self.importer, library, prefix=prefix, manifest=manifest,
+                            save_type=save_type or DEFAULT_IMPORT_SAVE_TYPE, import_id=import_id,
+                            max_concurrency=max_concurrency, **self.import_options)
+
+    def get_import(self, library: str, import_id: str, *, failures: int = 100, cursor: str | None = None) -> dict:
+        """An import's progress and failed items; ``import_not_found`` if it is not one of ``library``'s."""
+        from .imports import get_import
+
+        validate_library_name(library)
+        record = get_import(self.store, import_id, failures=failures, cursor=cursor)
+        if record.get("library") != library:
+            raise MediaDnaError(IMPORT_NOT_FOUND, f"import {import_id!r} does not exist in library {library!r}")
+        return record
 
     # -- compare -------------------------------------------------------------------------
     def compare(self, media_type: str, source_url: str, target_url: str) -> dict:

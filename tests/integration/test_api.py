@@ -114,7 +114,8 @@ def assert_invalid(status, body, field=None):
 
 # -- auth ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("method,path", [("GET", "/libraries"), ("POST", "/libraries"), ("GET", "/jobs"),
-                                         ("DELETE", "/libraries/lib"), ("POST", "/video/match")])
+                                         ("DELETE", "/libraries/lib"), ("POST", "/video/match"),
+                                         ("POST", "/libraries/lib/imports"), ("GET", "/libraries/lib/imports/i1")])
 def test_requests_without_an_iam_identity_are_denied(call, method, path):
     status, body = call(method, path, {"name": "lib"} if method == "POST" else None, caller=None)
     assert status == 403 and body["error"]["code"] == "access_denied"
@@ -421,6 +422,111 @@ def test_openapi_document_is_current():
     from functions.api.openapi import main
 
     assert main(["--check"]) == 0, "docs/openapi.json is stale: run python -m functions.api.openapi"
+
+
+# -- imports -----------------------------------------------------------------------------
+@pytest.fixture
+def importing(call, cloud):
+    """The API with the S3 import launcher: a work bucket for plans and an import state machine (moto records
+    executions; the import workflow itself runs in tests/e2e/test_import.py)."""
+    from functions.common.imports import ImportSettings, S3ImportLauncher
+
+    s3 = boto3.client("s3")
+    work = f"work-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=work)
+    role = boto3.client("iam").create_role(RoleName=f"imp-{work}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name=f"imp-{work}", roleArn=role,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    cfg = ImportSettings(IMPORT_STATE_MACHINE_ARN=arn, WORK_BUCKET=work, INPUT_BUCKET=cloud.INPUT_BUCKET,
+                         IMPORT_MAX_CONCURRENCY=8)
+    call.svc.importer = S3ImportLauncher(cfg)
+    call.svc.import_options = {"concurrency_cap": cfg.IMPORT_MAX_CONCURRENCY, "allowed_buckets": cfg.allowed_buckets}
+    call("POST", "/libraries", {"name": "lib"})
+    for i in range(3):
+        s3.put_object(Bucket=cloud.INPUT_BUCKET, Key=f"archive/clip{i}.mp4", Body=b"media bytes")
+    s3.put_object(Bucket=cloud.INPUT_BUCKET, Key="archive/", Body=b"")  # a folder marker is not an item
+    s3.put_object(Bucket=cloud.INPUT_BUCKET, Key="lists/two.jsonl",
+                  Body=b'{"key": "archive/clip0.mp4", "primary_key": "first"}\n{"key": "archive/clip1.mp4"}\n')
+    return cfg
+
+
+def import_executions(cfg):
+    sfn = boto3.client("stepfunctions")
+    return {e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in sfn.list_executions(stateMachineArn=cfg.IMPORT_STATE_MACHINE_ARN)["executions"]}
+
+
+def test_import_a_prefix_starts_the_workflow_with_an_exact_plan(call, importing):
+    prefix = f"s3://{importing.INPUT_BUCKET}/archive/"
+    status, rec = call("POST", "/libraries/lib/imports", {"prefix": prefix, "import_id": "backfill-1", "max_concurrency": 50})
+    assert status == 202, rec
+    assert rec["import_id"] == "backfill-1" and rec["state"] == "running" and rec["total"] == 3
+    assert rec["library"] == "lib" and rec["save_type"] == "onlysave" and rec["source"] == prefix
+    payload = import_executions(importing)["backfill-1"]  # execution name = import id
+    assert payload["max_concurrency"] == 8  # capped by the deployment
+    plan = json.loads(boto3.client("s3").get_object(**payload["plan"])["Body"].read())
+    assert sorted(item["key"] for item in plan) == [f"archive/clip{i}.mp4" for i in range(3)]
+    status, again = call("POST", "/libraries/lib/imports", {"prefix": prefix, "import_id": "backfill-1"})
+    assert_invalid(status, again)  # an import id is used once
+    assert len(import_executions(importing)) == 1
+
+
+def test_import_progress_and_failures_are_paged(call, importing):
+    manifest = f"s3://{importing.INPUT_BUCKET}/lists/two.jsonl"
+    status, rec = call("POST", "/libraries/lib/imports", {"manifest": manifest, "save_type": "forcesave"})
+    assert status == 202 and rec["total"] == 2 and rec["save_type"] == "forcesave"
+    import_id = rec["import_id"]
+    store = call.svc.store
+    store.add_import_progress(import_id, "first", "done")
+    store.add_import_progress(import_id, "archive/clip1.mp4", "failed", code="not_media", message="not a media file")
+    status, got = call("GET", f"/libraries/lib/imports/{import_id}", query={"limit": "1"})
+    assert status == 200
+    assert (got["total"], got["done"], got["skipped"], got["failed"], got["processed"]) == (2, 1, 0, 1, 2)
+    assert got["failures"] == [{"item": "archive/clip1.mp4", "code": "not_media", "message": "not a media file"}]
+    assert got["failures_cursor"] is None
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "prefix"), ({"prefix": "s3://b/p/", "manifest": "s3://b/m.jsonl"}, "prefix"),
+    ({"prefix": "https://example.com/p/"}, "prefix"), ({"manifest": "s3://bucket/"}, "manifest"),
+    ({"prefix": "s3://b/p/", "save_type": "nosave"}, "save_type"),
+    ({"prefix": "s3://b/p/", "max_concurrency": 0}, "max_concurrency"),
+    ({"prefix": "s3://b/p/", "import_id": "has space"}, "import_id"),
+    ({"prefix": "s3://b/p/", "extra": True}, "extra"),
+])
+def test_import_validation(call, importing, body, field):
+    assert_invalid(*call("POST", "/libraries/lib/imports", body), field)
+    assert import_executions(importing) == {}
+
+
+def test_import_refusals(call, importing, cloud):
+    status, body = call("POST", "/libraries/lib/imports", {"prefix": "s3://someone-elses-bucket/x/"})
+    assert_invalid(status, body)
+    assert "may read only from" in body["error"]["message"]
+    status, body = call("POST", "/libraries/nolib/imports", {"prefix": f"s3://{cloud.INPUT_BUCKET}/archive/"})
+    assert status == 404 and body["error"]["code"] == "library_not_found"
+    status, body = call("POST", "/libraries/lib/imports", {"manifest": f"s3://{cloud.INPUT_BUCKET}/lists/none.jsonl"})
+    assert status == 404 and body["error"]["code"] == "input_not_found"
+    assert import_executions(importing) == {}
+
+
+def test_import_get_not_found_and_invalid(call, importing, cloud):
+    status, body = call("GET", "/libraries/lib/imports/nope")
+    assert status == 404 and body["error"]["code"] == "import_not_found"
+    assert_invalid(*call("GET", "/libraries/lib/imports/bad%20id"), "import_id")
+    call("POST", "/libraries", {"name": "other"})
+    status, rec = call("POST", "/libraries/lib/imports", {"prefix": f"s3://{cloud.INPUT_BUCKET}/archive/"})
+    status, body = call("GET", f"/libraries/other/imports/{rec['import_id']}")  # another library's import
+    assert status == 404 and body["error"]["code"] == "import_not_found"
+    assert_invalid(*call("GET", f"/libraries/lib/imports/{rec['import_id']}", query={"limit": "0"}), "limit")
+
+
+def test_imports_are_refused_where_none_are_configured(call):
+    call("POST", "/libraries", {"name": "lib"})
+    status, body = call("POST", "/libraries/lib/imports", {"prefix": "s3://b/p/"})
+    assert_invalid(status, body)
+    assert "not configured" in body["error"]["message"]
 
 
 # --- compare with real media over a loopback server (the URL guard and the decoder, not a fake) ---------
