@@ -39,6 +39,8 @@ API_ROUTES = (
     ("GET", "/libraries/{name}/files"), ("GET", "/libraries/{name}/file"), ("DELETE", "/libraries/{name}/file"),
     ("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/jobs/{job_id}"),
     ("POST", "/video/match"), ("POST", "/audio/match"), ("POST", "/image/match"),
+    ("POST", "/libraries/{name}/imports"), ("GET", "/libraries/{name}/imports/{import_id}"),
+    ("POST", "/libraries/{name}/rescans"),
 )
 #: Stage throttling: steady requests per second, burst.
 API_THROTTLE = (50, 100)

@@ -134,12 +134,16 @@ class ProcessingStack(Stack):
             t["JobsTable"].grant_read_write_data(fn[name])
 
     def _grant_api(self, storage: Storage) -> None:
-        """The API function: the library and job tables, starting the workflow, reading uploads (HEAD on submit)."""
+        """The API function: the library and job tables, starting the workflow, reading uploads (HEAD on
+        submit); a re-scan writes result documents and announces them like the Publish step."""
         fn = self.http_api.function
         for table in storage.tables.values():
             table.grant_read_write_data(fn)
         self.workflow.state_machine.grant_start_execution(fn)
         self.buckets["InputBucket"].grant_read(fn)
+        self.buckets["OutputBucket"].grant_put(fn)
+        self.notifications.callback_queue.grant_send_messages(fn)
+        self.notifications.topic.grant_publish(fn)
         api = self.http_api.api
         acknowledge(fn, "AwsSolutions-IAM5[Resource::*]",
                     "X-Ray PutTraceSegments/PutTelemetryRecords take no resource (AWS requires '*').")

@@ -8,8 +8,9 @@ field), 403 no IAM identity, 404 not found, 409 exists, 422 unusable media,
 503 library busy.  ``docs/openapi.json`` is generated from these routes
 (``python -m functions.api.openapi``); ``docs/api.md`` describes them.
 
-The same function also runs the asynchronous half of a library deletion: an
-event ``{"mediadna_task": "delete_library", ...}`` it sent itself.
+The same function also runs the asynchronous half of a library deletion and
+of a re-scan: events ``{"mediadna_task": "delete_library" | "rescan", ...}``
+it sent itself.
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ class ImportOut(BaseModel):
     failures_cursor: str | None = Field(None, description="pass as ?cursor= for more failures; null: no more")
 
 
+class RescanIn(_Strict):
+    queries: str = Field(pattern=LIBRARY_NAME, description="the library of kept uploads to check again")
+    since: str | None = Field(None, max_length=64, description="ISO-8601: only references added since")
+    client_token: str = Field("", max_length=128, description="a new token starts the same re-scan again")
+
+
 class CompareIn(_Strict):
     source_url: str = Field(pattern=r"^https?://", max_length=2048)
     target_url: str = Field(pattern=r"^https?://", max_length=2048)
@@ -200,15 +207,16 @@ def service() -> Service:
     """The service on this container's adapters (tests set their own with :func:`use_service`)."""
     global _service
     if _service is None:
-        from functions.common.aws import LambdaDeleter, StepFunctionsLauncher, library_store
+        from functions.common.aws import LambdaDeleter, ResultSink, SinkPublisher, StepFunctionsLauncher, library_store
         from functions.common.imports import S3ImportLauncher, import_settings
         from functions.common.settings import settings
 
         cfg = settings()
         imports = import_settings()
         function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        tasks = LambdaDeleter(function) if function else None
         _service = Service(library_store(cfg.MEDIADNA_STORE), launcher=StepFunctionsLauncher(cfg),
-                           deleter=LambdaDeleter(function) if function else None, defaults=cfg.defaults,
+                           deleter=tasks, rescanner=tasks, publisher=SinkPublisher(ResultSink(cfg)), defaults=cfg.defaults,
                            importer=S3ImportLauncher(imports) if imports.IMPORT_STATE_MACHINE_ARN else None,
                            import_options={"concurrency_cap": imports.IMPORT_MAX_CONCURRENCY,
                                            "allowed_buckets": imports.allowed_buckets})
@@ -371,6 +379,18 @@ def get_import(name: Annotated[str, Path(pattern=LIBRARY_NAME)], import_id: Anno
     return ImportOut(**service().get_import(name, import_id, failures=limit, cursor=cursor))
 
 
+# -- re-scan -----------------------------------------------------------------------------
+@app.post("/libraries/<name>/rescans", status_code=202, tags=["jobs"],
+          summary="Check kept uploads (a query library) against this library again; matches are published",
+          responses={202: {"description": "re-scan job started", "content": {"application/json": {"model": JobOut}}},
+                     200: {"description": "the same re-scan is running", "content": {"application/json": {"model": JobOut}}},
+                     **_errors(400, 404)})
+def start_rescan(name: Annotated[str, Path(pattern=LIBRARY_NAME)], body: RescanIn) -> Response[JobOut]:
+    submitted = service().start_rescan(name, body.queries, since=body.since, client_token=body.client_token)
+    return Response(status_code=202 if submitted.created else 200, content_type="application/json",
+                    body=JobOut(**submitted.job), headers={"Location": f"/jobs/{submitted.job['job_id']}"})
+
+
 # -- compare -----------------------------------------------------------------------------
 def _compare(media_type: str, body: CompareIn) -> Response[CompareOut]:
     envelope = CompareOut(**service().compare(media_type, body.source_url, body.target_url))
@@ -416,9 +436,15 @@ def caller_of(event: dict) -> str | None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    if event.get("mediadna_task") == "delete_library":  # our own asynchronous invoke, never from API Gateway
+    task = event.get("mediadna_task")  # our own asynchronous invokes, never from API Gateway
+    if task == "delete_library":
         job = service().run_library_deletion(str(event.get("library")), str(event.get("job_id")))
         logger.info("library deleted", library=event.get("library"), job_id=job["job_id"])
+        return job
+    if task == "rescan":
+        job = service().run_rescan(str(event.get("job_id")), str(event.get("library")), str(event.get("queries")),
+                                   event.get("since"))
+        logger.info("re-scan done", library=event.get("library"), queries=event.get("queries"), job_id=job["job_id"])
         return job
     if caller_of(event) is None:
         # API Gateway's AWS_IAM authoriser refuses unsigned requests before they get here;

@@ -238,17 +238,36 @@ class StepFunctionsLauncher:
 DELETE_LIBRARY_TASK = "delete_library"
 
 
+RESCAN_TASK = "rescan"
+
+
 class LambdaDeleter:
-    """:class:`mediadna.service.LibraryDeleter`: an asynchronous invoke of ``function`` (the API function itself)."""
+    """:class:`mediadna.service.LibraryDeleter` and :class:`~mediadna.service.Rescanner`: an
+    asynchronous invoke of ``function`` (the API function itself) with a task event."""
 
     def __init__(self, function: str):
         self.function = function
 
+    def _invoke(self, task: dict) -> None:
+        client("lambda").invoke(FunctionName=self.function, InvocationType="Event", Payload=json.dumps(task).encode())
+
     def delete_later(self, library: str, job_id: str) -> None:
-        client("lambda").invoke(
-            FunctionName=self.function, InvocationType="Event",
-            Payload=json.dumps({"mediadna_task": DELETE_LIBRARY_TASK, "library": library, "job_id": job_id}).encode(),
-        )
+        self._invoke({"mediadna_task": DELETE_LIBRARY_TASK, "library": library, "job_id": job_id})
+
+    def rescan_later(self, job_id: str, reference_library: str, query_library: str, since: str | None) -> None:
+        self._invoke({"mediadna_task": RESCAN_TASK, "job_id": job_id, "library": reference_library,
+                      "queries": query_library, "since": since})
+
+
+class SinkPublisher:
+    """:class:`mediadna.pipeline.ResultPublisher` on a :class:`ResultSink`: each result is written to the
+    output bucket and announced on the callback queue and topic."""
+
+    def __init__(self, sink: "ResultSink"):
+        self.sink = sink
+
+    def publish(self, result: dict) -> None:
+        self.sink.announce(result, self.sink.write(result))
 
 
 def object_head(job: Job, size: int = 64) -> bytes:

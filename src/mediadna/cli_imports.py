@@ -2,7 +2,7 @@
 
     mediadna import --library L DIR_OR_MANIFEST [--save-type onlysave|forcesave|save] [--id ID] [--json]
     mediadna import status ID [--json]
-    mediadna rescan --library REFERENCES --queries UPLOADS [--json]
+    mediadna rescan --library REFERENCES --queries UPLOADS [--since TIME] [--json] [--all]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def add_parsers(sub, default_library: str) -> None:
     rs.add_argument("--queries", required=True, metavar="LIBRARY", help="the library of kept uploads to re-check")
     rs.add_argument("--json", action="store_true", help="one result document per upload that matches, JSON Lines")
     rs.add_argument("--all", action="store_true", help="report every upload, matching or not")
+    rs.add_argument("--since", default=None, metavar="TIME", help="only references added at or after TIME (ISO-8601)")
 
 
 def _err(msg: str) -> None:
@@ -114,7 +115,7 @@ def _rescan(args, store) -> int:
     from .rescan import rescan
 
     found = 0
-    for result in rescan(store, args.queries, args.library, include_unmatched=args.all):
+    for result in rescan(store, args.queries, args.library, since=args.since, include_unmatched=args.all):
         found += bool(result["matches"])
         if args.json:
             print(json.dumps(result, sort_keys=True))

@@ -11,6 +11,10 @@
                     asynchronously (an async Lambda invoke in the cloud); without
                     one the deletion runs before the call returns
 ``comparer``        the one-to-one compare (:func:`mediadna.pipeline.compare`)
+``rescanner``       a :class:`Rescanner`: runs a re-scan job asynchronously (an async
+                    Lambda invoke in the cloud); without one it runs before the call
+                    returns.  Its results go to ``publisher`` (the output bucket and
+                    the callback queue / topic in the cloud)
 ``importer``        an :class:`~mediadna.imports.ImportLauncher` (S3 listing, plan,
                     the import workflow) with ``import_options`` (concurrency cap,
                     allowed buckets); without one, imports are refused
@@ -78,6 +82,12 @@ class LibraryDeleter(Protocol):
         ...
 
 
+class Rescanner(Protocol):
+    def rescan_later(self, job_id: str, reference_library: str, query_library: str, since: str | None) -> None:
+        """Arrange for :meth:`Service.run_rescan` to run soon (asynchronously)."""
+        ...
+
+
 @dataclass
 class Submitted:
     job: dict  # the job record
@@ -114,8 +124,11 @@ def delete_job_id(library: Library) -> str:
 class Service:
     def __init__(self, store: LibraryStore, *, launcher: JobLauncher | None = None,
                  deleter: LibraryDeleter | None = None, comparer: Callable[[str, str], dict] | None = None,
-                 defaults: JobDefaults = JobDefaults(), importer=None, import_options: dict | None = None):
+                 defaults: JobDefaults = JobDefaults(), importer=None, import_options: dict | None = None,
+                 rescanner: Rescanner | None = None, publisher=None):
         self.store = store
+        self.rescanner = rescanner
+        self.publisher = publisher
         self.importer = importer
         self.import_options = dict(import_options or {})
         self.launcher = launcher
@@ -247,6 +260,55 @@ class Service:
         if record.get("library") != library:
             raise MediaDnaError(IMPORT_NOT_FOUND, f"import {import_id!r} does not exist in library {library!r}")
         return record
+
+    # -- re-scan -------------------------------------------------------------------------
+    def start_rescan(self, reference_library: str, query_library: str, *, since: str | None = None,
+                     client_token: str = "") -> Submitted:
+        """Check the kept uploads of ``query_library`` against ``reference_library`` again (a ``rescan`` job).
+
+        Every upload that matches now gets a ``nosave`` result document through the
+        publisher (in the cloud: the output bucket, the callback queue and the topic).
+        ``since`` (ISO-8601) limits it to references added since.  The job id is
+        deterministic in (libraries, since, client token): a repeated start while it
+        runs returns the same job.
+        """
+        from .store.base import normalize_time
+
+        self.store.get_library(reference_library)
+        self.store.get_library(query_library)
+        if reference_library == query_library:
+            raise MediaDnaError(INVALID_ARGUMENT, "the query library must differ from the reference library")
+        since = normalize_time(since, "since") if since is not None else None
+        digest = hashlib.sha256(f"rescan\0{reference_library}\0{query_library}\0{since or ''}\0{client_token}".encode()).hexdigest()[:32]
+        job_id = f"rescan-{digest}"
+        existing = self.store.get_job(job_id)
+        if existing is not None and existing["state"] in ("queued", "running"):
+            return Submitted(existing, created=False)
+        self.store.put_job(job_id, "running", kind="rescan", library=reference_library, input_key=f"library:{query_library}")
+        if self.rescanner is None:
+            return Submitted(self.run_rescan(job_id, reference_library, query_library, since), created=True)
+        try:
+            self.rescanner.rescan_later(job_id, reference_library, query_library, since)
+        except Exception:
+            self.store.put_job(job_id, "failed", error_code="internal_error")
+            raise
+        return Submitted(self.store.get_job(job_id), created=True)
+
+    def run_rescan(self, job_id: str, reference_library: str, query_library: str, since: str | None = None) -> dict:
+        """The work of :meth:`start_rescan`: publish a result per upload that matches; the job ends ``succeeded``."""
+        from .pipeline import NullPublisher
+        from .rescan import rescan
+
+        validate_job_id(job_id)
+        try:
+            for _ in rescan(self.store, query_library, reference_library, since=since,
+                            publisher=self.publisher or NullPublisher()):
+                pass
+        except MediaDnaError as exc:
+            self.store.put_job(job_id, "failed", error_code=exc.code)
+            raise
+        self.store.put_job(job_id, "succeeded")
+        return self.store.get_job(job_id)
 
     # -- compare -------------------------------------------------------------------------
     def compare(self, media_type: str, source_url: str, target_url: str) -> dict:

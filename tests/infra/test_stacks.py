@@ -68,7 +68,7 @@ def test_resource_counts(assembly):
     functions = assembly.resources(assembly.processing, "AWS::Lambda::Function").values()
     images = [f for f in functions if f["Properties"].get("PackageType") == "Image"]
     zips = [f for f in functions if f["Properties"].get("Layers")]
-    # the workflow's image functions, the HTTP API's (tests/infra/test_api.py), the import item's (test_import_workflow.py)
+    # the workflow's image functions, the HTTP API's (tests/infra/test_api_stack.py), the import item's (test_import_workflow.py)
     assert len(images) == sum(spec[3] == "image" for spec in FUNCTIONS.values()) + 2 == 6
     assert len(zips) == sum(spec[3] == "zip" for spec in FUNCTIONS.values()) == 3
     proc.resource_count_is("AWS::Lambda::LayerVersion", 1)

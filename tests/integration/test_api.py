@@ -115,7 +115,8 @@ def assert_invalid(status, body, field=None):
 # -- auth ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("method,path", [("GET", "/libraries"), ("POST", "/libraries"), ("GET", "/jobs"),
                                          ("DELETE", "/libraries/lib"), ("POST", "/video/match"),
-                                         ("POST", "/libraries/lib/imports"), ("GET", "/libraries/lib/imports/i1")])
+                                         ("POST", "/libraries/lib/imports"), ("GET", "/libraries/lib/imports/i1"),
+                                         ("POST", "/libraries/lib/rescans")])
 def test_requests_without_an_iam_identity_are_denied(call, method, path):
     status, body = call(method, path, {"name": "lib"} if method == "POST" else None, caller=None)
     assert status == 403 and body["error"]["code"] == "access_denied"
@@ -527,6 +528,91 @@ def test_imports_are_refused_where_none_are_configured(call):
     status, body = call("POST", "/libraries/lib/imports", {"prefix": "s3://b/p/"})
     assert_invalid(status, body)
     assert "not configured" in body["error"]["message"]
+
+
+# -- re-scan -------------------------------------------------------------------------------
+class FakeRescanner:
+    def __init__(self):
+        self.calls = []
+
+    def rescan_later(self, job_id, reference_library, query_library, since):
+        self.calls.append({"mediadna_task": "rescan", "job_id": job_id, "library": reference_library,
+                           "queries": query_library, "since": since})
+
+
+@pytest.fixture
+def rescanning(call, cloud, ref_a, make_copy, fingerprint_of):
+    """Kept uploads (a copy of ref_a, stored before its original) and, later, the reference library;
+    results go through the real ResultSink to an output bucket and a callback queue in moto."""
+    from functions.common.aws import ResultSink, SinkPublisher
+    from mediadna.pipeline import commit
+
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    out = f"out-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=out)
+    queue = sqs.create_queue(QueueName=f"cb-{out}")["QueueUrl"]
+    sink = ResultSink(Settings(OUTPUT_BUCKET=out, CALLBACK_QUEUE_URL=queue))
+    call.svc.rescanner = FakeRescanner()
+    call.svc.publisher = SinkPublisher(sink)
+    for name in ("uploads", "refs"):
+        call("POST", "/libraries", {"name": name})
+    store = call.svc.store
+    commit(store, "uploads", fingerprint_of(make_copy("reencode", crf=36)), "upload-1.mp4", "onlysave", False)
+    commit(store, "uploads", fingerprint_of(make_copy("grayscale")), "upload-2.mp4", "onlysave", False)
+    commit(store, "refs", fingerprint_of(ref_a), "original.mp4", "onlysave", False)
+    return {"bucket": out, "queue": queue}
+
+
+def test_rescan_publishes_the_uploads_that_match_new_references(call, rescanning):
+    status, job = call("POST", "/libraries/refs/rescans", {"queries": "uploads"})
+    assert status == 202 and job["kind"] == "rescan" and job["state"] == "running" and job["library"] == "refs"
+    (task,) = call.svc.rescanner.calls
+    assert task["job_id"] == job["job_id"]
+    status, again = call("POST", "/libraries/refs/rescans", {"queries": "uploads"})  # while it runs: the same job
+    assert status == 200 and again["job_id"] == job["job_id"] and len(call.svc.rescanner.calls) == 1
+    done = api.handler(task, lambda_context("Api"))  # the asynchronous invoke the rescanner sent
+    assert done["state"] == "succeeded"
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=rescanning["bucket"]).get("Contents", [])]
+    results = [json.loads(s3.get_object(Bucket=rescanning["bucket"], Key=k)["Body"].read()) for k in keys]
+    assert sorted(r["input"]["key"] for r in results) == ["upload-1.mp4", "upload-2.mp4"]
+    for r in results:
+        assert r["duplicate"] is True and r["stored"] is False and r["library"] == "refs"
+        (m,) = [m for m in r["matches"] if m["primary_key"] == "original.mp4"]
+        assert m["segments"] and m["segments"][0]["reference_end"] - m["segments"][0]["reference_start"] > 10
+    messages = sqs.receive_message(QueueUrl=rescanning["queue"], MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 2 and all(json.loads(m["Body"])["duplicate"] for m in messages)
+    status, got = call("GET", f"/jobs/{job['job_id']}")
+    assert status == 200 and got["state"] == "succeeded"
+
+
+def test_rescan_since_a_time_after_the_references_publishes_nothing(call, rescanning):
+    status, job = call("POST", "/libraries/refs/rescans", {"queries": "uploads", "since": "2999-01-01T00:00:00Z"})
+    assert status == 202
+    done = api.handler(call.svc.rescanner.calls[-1], lambda_context("Api"))
+    assert done["state"] == "succeeded"
+    assert boto3.client("s3").list_objects_v2(Bucket=rescanning["bucket"]).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "queries"), ({"queries": "bad name"}, "queries"), ({"queries": "uploads", "extra": 1}, "extra"),
+    ({"queries": "uploads", "since": "yesterday"}, None), ({"queries": "refs"}, None),
+])
+def test_rescan_validation(call, body, field):
+    for name in ("uploads", "refs"):
+        call("POST", "/libraries", {"name": name})
+    call.svc.rescanner = FakeRescanner()
+    assert_invalid(*call("POST", "/libraries/refs/rescans", body), field)
+    assert call.svc.rescanner.calls == []
+
+
+def test_rescan_of_unknown_libraries_is_404(call):
+    call("POST", "/libraries", {"name": "refs"})
+    call.svc.rescanner = FakeRescanner()
+    for path, queries in (("/libraries/nope/rescans", "refs"), ("/libraries/refs/rescans", "nope")):
+        status, body = call("POST", path, {"queries": queries})
+        assert status == 404 and body["error"]["code"] == "library_not_found"
+    assert call.svc.rescanner.calls == []
 
 
 # --- compare with real media over a loopback server (the URL guard and the decoder, not a fake) ---------

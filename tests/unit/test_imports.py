@@ -214,3 +214,5 @@ def test_rescan_catches_a_copy_kept_before_its_original_was_registered(tmp_path,
     assert main(home + ["rescan", "--library", "refs", "--queries", "uploads"]) == 0
     out = capsys.readouterr().out
     assert "upload-1: DUPLICATE" in out and "original" in out
+    assert main(home + ["rescan", "--library", "refs", "--queries", "uploads", "--since", "2999-01-01T00:00:00Z"]) == 0
+    assert "upload-1" not in capsys.readouterr().out

@@ -428,7 +428,7 @@ def build_hits(keys: np.ndarray, file_ids: np.ndarray, times: np.ndarray, names:
 #: A job's states: queued (submitted, not started), running, succeeded, failed.
 JOB_STATES = ("queued", "running", "succeeded", "failed")
 #: What a job does: fingerprint one input, or delete a library with its files.
-JOB_KINDS = ("fingerprint", "delete_library")
+JOB_KINDS = ("fingerprint", "delete_library", "rescan")
 JOB_FIELDS = ("job_id", "kind", "state", "library", "input_key", "created_at", "updated_at", "result_location",
               "error_code")
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

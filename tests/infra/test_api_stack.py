@@ -73,9 +73,12 @@ def test_api_function_grants_are_least_privilege(assembly):
     (own,) = actions["lambda:InvokeFunction"]
     assert "function:" in str(own) and "-Api" in str(own)
     assert "dynamodb:Query" in actions and "dynamodb:PutItem" in actions
-    # reads uploads; writes nothing but import plans (work bucket, imports/*: infra/constructs/imports.py)
-    writes = [r for a, rs in actions.items() if a.startswith(("s3:Put", "s3:Delete")) for r in rs]
-    assert writes and all("/imports/*" in str(r) for r in writes)
+    # reads uploads; writes import plans (work bucket, imports/*: infra/constructs/imports.py) and
+    # re-scan result documents (output bucket), nothing else
+    writes = [str(r) for a, rs in actions.items() if a.startswith(("s3:Put", "s3:Delete")) for r in rs]
+    assert any("/imports/*" in r for r in writes) and any("OutputBucket" in r for r in writes)
+    assert all("/imports/*" in r or "OutputBucket" in r for r in writes), writes
+    assert "sqs:SendMessage" in actions and "sns:Publish" in actions  # re-scan callbacks
     assert not any(a.startswith("s3:Delete") for a in actions)
     assert "s3:GetObject*" in actions
     star = {a for a, resources in actions.items() if "*" in resources}
