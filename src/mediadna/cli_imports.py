@@ -120,13 +120,9 @@ def _rescan(args, store) -> int:
         if args.json:
             print(json.dumps(result, sort_keys=True))
         else:
-            verdict = "DUPLICATE" if result["duplicate"] else ("matches" if result["matches"] else "no match")
-            print(f"{result['input']['key']}: {verdict}")
-            for m in result["matches"]:
-                print(f"  {m['primary_key']}  similarity {m['similarity']:.2f}")
-                for s in m["segments"]:
-                    print(f"    query {s['query_start']:.1f}-{s['query_end']:.1f} s  ~  reference "
-                          f"{s['reference_start']:.1f}-{s['reference_end']:.1f} s  score {s['score']:.2f}")
+            from .cli import _print_result  # the same lines as query and ingest
+
+            _print_result(result)
     if not args.json:
         print(f"{found} upload(s) of {args.queries!r} match {args.library!r}", file=sys.stderr)
     return 0
