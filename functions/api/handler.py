@@ -207,14 +207,14 @@ def service() -> Service:
     """The service on this container's adapters (tests set their own with :func:`use_service`)."""
     global _service
     if _service is None:
-        from functions.common.aws import LambdaDeleter, ResultSink, SinkPublisher, StepFunctionsLauncher, library_store
+        from functions.common.aws import LambdaTasks, ResultSink, SinkPublisher, StepFunctionsLauncher, library_store
         from functions.common.imports import S3ImportLauncher, import_settings
         from functions.common.settings import settings
 
         cfg = settings()
         imports = import_settings()
         function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        tasks = LambdaDeleter(function) if function else None
+        tasks = LambdaTasks(function) if function else None
         _service = Service(library_store(cfg.MEDIADNA_STORE), launcher=StepFunctionsLauncher(cfg),
                            deleter=tasks, rescanner=tasks, publisher=SinkPublisher(ResultSink(cfg)), defaults=cfg.defaults,
                            importer=S3ImportLauncher(imports) if imports.IMPORT_STATE_MACHINE_ARN else None,

@@ -241,7 +241,7 @@ DELETE_LIBRARY_TASK = "delete_library"
 RESCAN_TASK = "rescan"
 
 
-class LambdaDeleter:
+class LambdaTasks:
     """:class:`mediadna.service.LibraryDeleter` and :class:`~mediadna.service.Rescanner`: an
     asynchronous invoke of ``function`` (the API function itself) with a task event."""
 
