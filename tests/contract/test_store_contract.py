@@ -103,7 +103,8 @@ def add(store: LibraryStore, lib: str, pk: str, seed: int = 0, postings: Posting
 
 
 def triples(hits: Hits) -> list[tuple[int, str, float]]:
-    return list(zip(hits.keys.tolist(), hits.files.tolist(), hits.times.tolist()))
+    """The hits as sorted (key, primary key, time) triples (a lookup's order is not part of the contract)."""
+    return sorted(zip(hits.keys.tolist(), hits.files.tolist(), hits.times.tolist()))
 
 
 def all_keys(store: LibraryStore, lib: str) -> list[str]:
@@ -521,7 +522,8 @@ def test_empty_tracks_round_trip(store):
 # -- inverted index ---------------------------------------------------------------------
 def _check_hits_shape(hits: Hits) -> None:
     assert hits.keys.dtype == np.uint32 and hits.times.dtype == np.float32 and hits.files.dtype == object
-    assert len(hits.keys) == len(hits.files) == len(hits.times) == len(hits)
+    assert len(hits.keys) == len(hits.files) == len(hits.codes) == len(hits.times) == len(hits)
+    assert len(hits) == 0 or (hits.codes.min() >= 0 and hits.codes.max() < len(hits.names))
 
 
 posting_lists = st.lists(
@@ -542,7 +544,7 @@ def check_lookup_equals_brute_force(store: LibraryStore, visual, audio, query) -
     answers = [(store.lookup_visual("lib", np.array(query, np.uint32)), visual), (store.lookup_audio("lib", query), audio)]
     for found, source in answers:
         _check_hits_shape(found)
-        # duplicates collapse; order is (key, primary key, time)
+        # duplicates collapse; any order
         expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
         assert triples(found) == expected
 

@@ -129,15 +129,26 @@ class Postings:
 
 @dataclass
 class Hits:
-    """Postings found for a set of looked-up keys: parallel arrays."""
+    """Postings found for a set of looked-up keys: parallel arrays, in no set order.
+
+    A posting's file is ``names[codes[i]]``: files are coded as small integers
+    so a matcher can vote over hundreds of thousands of hits without touching
+    strings (``files`` spells them out, for callers that want them).
+    """
 
     keys: np.ndarray  # uint32
-    files: np.ndarray  # object array of primary keys
+    codes: np.ndarray  # int64 index into names
     times: np.ndarray  # float32 seconds in the reference
+    names: np.ndarray  # object array: the primary key of each code
 
     @classmethod
     def empty(cls) -> "Hits":
-        return cls(np.zeros(0, np.uint32), np.zeros(0, dtype=object), np.zeros(0, np.float32))
+        return cls(np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, dtype=object))
+
+    @property
+    def files(self) -> np.ndarray:
+        """Object array: the primary key of each posting."""
+        return self.names[self.codes] if len(self.codes) else np.zeros(0, dtype=object)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -402,23 +413,25 @@ def lookup_keys(keys: object) -> np.ndarray:
 
 
 def build_hits(keys: np.ndarray, file_ids: np.ndarray, times: np.ndarray, names: Mapping[int, str]) -> Hits:
-    """:class:`Hits` from raw postings, ordered by (key, primary key, time).
+    """:class:`Hits` from raw postings (any order).
 
     ``file_ids`` are an adapter's internal file ids; ``names`` maps each to its
-    primary key.
+    primary key.  Linear in the number of postings (no sort): a 60 s query
+    against a large library reads hundreds of thousands.
     """
     if len(keys) == 0:
         return Hits.empty()
-    ids, inverse = np.unique(np.asarray(file_ids, dtype=np.int64), return_inverse=True)
+    file_ids = np.asarray(file_ids, dtype=np.int64)
+    top = int(file_ids.max()) + 1
+    if file_ids.min() >= 0 and top <= 4 * len(file_ids) + 65536:
+        ids = np.flatnonzero(np.bincount(file_ids, minlength=top))
+        table = np.zeros(top, np.int64)
+        table[ids] = np.arange(len(ids))
+        codes = table[file_ids]
+    else:
+        ids, codes = np.unique(file_ids, return_inverse=True)
     pks = np.array([names[int(i)] for i in ids], dtype=object)
-    rank = np.argsort(pks, kind="stable")
-    position = np.empty(len(rank), dtype=np.int64)
-    position[rank] = np.arange(len(rank))
-    code = position[inverse.reshape(-1)]
-    keys = np.asarray(keys, dtype=np.uint32)
-    times = np.asarray(times, dtype=np.float32)
-    order = np.lexsort((times, code, keys))
-    return Hits(keys[order], pks[rank][code[order]], times[order])
+    return Hits(np.asarray(keys, dtype=np.uint32), codes.reshape(-1).astype(np.int64), np.asarray(times, dtype=np.float32), pks)
 
 
 # -- job records -------------------------------------------------------------------
