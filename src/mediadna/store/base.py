@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -182,6 +182,10 @@ class LibraryStore(Protocol):
     def delete_file(self, library: str, primary_key: str) -> None: ...
     def files_by_sha256(self, library: str, sha256: str) -> list[FileRecord]: ...
     def load_fingerprint(self, library: str, primary_key: str) -> Fingerprint: ...
+    def load_fingerprints(self, library: str, primary_keys: Sequence[str]) -> dict[str, Fingerprint]:
+        """The stored fingerprints of several files at once (batched where the backend can);
+        keys not in the library are left out of the answer."""
+        ...
 
     # inverted index
     def lookup_visual(self, library: str, keys: np.ndarray) -> Hits: ...

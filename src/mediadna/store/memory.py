@@ -13,6 +13,7 @@ assignment, which is what makes it all-or-nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -209,6 +210,12 @@ class MemoryStore(MemoryImportRecords, LibraryLocks):
         with self._lock:
             blob = self._entry(library, primary_key).fingerprint
         return Fingerprint.from_bytes(blob)
+
+    def load_fingerprints(self, library: str, primary_keys: Sequence[str]) -> dict[str, Fingerprint]:
+        with self._lock:
+            lib = self._lib(library)
+            blobs = {pk: lib.files[pk].fingerprint for pk in dict.fromkeys(primary_keys) if pk in lib.files}
+        return {pk: Fingerprint.from_bytes(b) for pk, b in blobs.items()}
 
     # -- inverted index --------------------------------------------------------
     def _merged(self, lib: _Library, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
