@@ -1,18 +1,25 @@
-"""Matching: candidates from the inverted index, then temporal alignment.
+"""Matching: the index proposes candidates, the stored fingerprints decide.
 
-1. Candidates: query terms are looked up; every hit votes for
-   (reference, orientation, time offset).  References whose best offset
-   (smeared over neighbouring bins, for speed changes) gathers enough votes
-   go on to alignment.
-2. Visual alignment: the query's frame hashes against the candidate's (both
-   orientations: mirrored copies match too).  Close frame pairs vote in a
-   (speed, offset) Hough space for speeds 0.90-1.10; each peak's inliers are
-   chained along the query time axis (gaps bridged up to MAX_GAP) into
-   segments; a segment's score is the mean per-frame closeness along the line.
-   Peaks are taken one after another, so every copied segment is found.
-3. Audio alignment: landmark hits vote for (reference, scale, offset); each
-   peak's inliers are chained into segments the same way.
-4. Fusion: visual and audio segments of one reference that overlap with the
+1. Candidates (a bounded number of index lookups, whatever the library's
+   size): the query's visual band terms (frames thinned evenly to at most
+   VISUAL_LOOKUP_KEYS) and a fixed sample of its unit-scale landmark keys
+   (AUDIO_LOOKUP_KEYS) are looked up once each.  Every hit votes for
+   (reference, time offset) -- audio hits at five speeds, so tempo-changed
+   copies stand out too.  References whose best offset beats their own
+   chance level are verified, with the offsets that voted.
+2. Verification, per candidate, from its stored fingerprint (one batched
+   read), around the voted offsets (long references) or whole:
+   - visual: the query's frame hashes against the candidate's (both
+     orientations: mirrored copies match too).  Close frame pairs vote in a
+     (speed, offset) Hough space for speeds 0.90-1.10; each peak's inliers
+     are chained along the query time axis (gaps bridged up to MAX_GAP) into
+     segments; a segment's score is the mean per-frame closeness along the
+     line.  Peaks are taken one after another, so every copied segment is found.
+   - audio: every landmark of the query, under every tempo/pitch scale,
+     against the candidate's own landmarks (exactly its index postings);
+     hits vote for (scale, offset); each peak's inliers are chained into
+     segments the same way.
+3. Fusion: visual and audio segments of one reference that overlap with the
    same offset become one audiovisual segment (noisy-or of the scores).
 """
 
@@ -576,112 +583,314 @@ def query_views(fp: Fingerprint) -> list[Fingerprint]:
     return views
 
 
+# --- candidates: the index proposes, the stored fingerprints decide ---------------
+#: Distinct landmark keys a query looks up, at most.  A 60 s query has
+#: 3,000-10,000 landmarks; a sample of keys (the same keys for every query,
+#: chosen by a hash of the key) still gives a copy dozens of aligned hits,
+#: and keeps the lookup to ~15 BatchGetItem requests and a few hundred
+#: thousand postings in a 1,000-hour library.  Verification then uses every
+#: landmark, from the candidate's stored fingerprint.
+AUDIO_LOOKUP_KEYS = 1500
+#: Visual band terms looked up, at most (frames are thinned evenly beyond it:
+#: a 60 s query keeps 2.5 frames/s, both orientations).
+VISUAL_LOOKUP_KEYS = 1200
+#: Only the unit-scale landmarks are looked up; their hits vote for a line at
+#: each of these speeds (a tempo change keeps the short landmarks' hashes,
+#: only their times drift), so a sped-up copy is a candidate too.
+CANDIDATE_SPEEDS = (0.90, 0.95, 1.00, 1.05, 1.10)
+#: Offset bin of audio candidate votes (s): half the speed grid's drift over a minute.
+CANDIDATE_BIN = 2.0
+#: An audio candidate needs this many hits on one line (+-1 bin) ...
+MIN_AUDIO_VOTES = 5
+#: ... beyond what chance gives that file: a file with n hits spread over
+#: B offset bins expects mu = 3n/B per pooled line, and its best line must
+#: reach mu + AUDIO_VOTE_SIGMAS * sqrt(mu) + MIN_AUDIO_VOTES (long files and
+#: landmark-dense ones collect many chance hits; a copy's line stands out).
+AUDIO_VOTE_SIGMAS = 3.0
+#: At most this many files of each kind are verified per query.
+MAX_AUDIO_CANDIDATES = 8
+#: References longer than this are verified only around the offsets that
+#: voted (a window of the query's length at speeds 0.9-1.1, plus
+#: WINDOW_PAD each side); shorter ones whole.
+WHOLE_REFERENCE_SECONDS = 600.0
+WINDOW_PAD = 10.0
+#: Offsets per candidate that open a window (best first).
+MAX_WINDOWS = 4
+
+
+def _sample_keys(keys: np.ndarray, budget: int) -> np.ndarray:
+    """At most ``budget`` of the distinct ``keys``: those with the lowest
+    multiplicative hash, so every query samples the same part of key space."""
+    keys = np.unique(keys)
+    if len(keys) <= budget:
+        return keys
+    mixed = (keys.astype(np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
+    return np.sort(keys[np.argpartition(mixed, budget - 1)[:budget]])
+
+
+def _expand(wanted: np.ndarray, hits, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Join: for query terms ``wanted`` (any order, repeats allowed), every
+    posting of the same key: (index into wanted, index into hits).
+    ``order`` is ``np.argsort(hits.keys, kind="stable")`` when the caller has it."""
+    if not len(hits) or not len(wanted):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if order is None:
+        order = np.argsort(hits.keys, kind="stable")
+    sk = hits.keys[order]
+    lo = np.searchsorted(sk, wanted, "left")
+    cnt = np.searchsorted(sk, wanted, "right") - lo
+    total = int(cnt.sum())
+    if not total:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    q = np.repeat(np.arange(len(wanted)), cnt)
+    pos = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+    return q, order[pos]
+
+
+def _best_cells(code: np.ndarray, cell: np.ndarray, unit: np.ndarray | None = None) -> dict[int, list[tuple[int, int]]]:
+    """Per file code: [(cell, votes)] best first, votes pooled over cell +- 1.
+
+    ``unit`` (same length) makes repeated (code, cell, unit) entries vote once.
+    """
+    if not len(code):
+        return {}
+    cell = cell - cell.min() + 1
+    span = int(cell.max()) + 2
+    key = code.astype(np.int64) * span + cell
+    if unit is not None:
+        key = np.unique(key * (int(unit.max()) + 1) + unit) // (int(unit.max()) + 1)
+    keys, counts = _sorted_counts(key)
+    pos = np.searchsorted(keys, keys - 1).clip(0, len(keys) - 1)
+    left = np.where(keys[pos] == keys - 1, counts[pos], 0)
+    pos = np.searchsorted(keys, keys + 1).clip(0, len(keys) - 1)
+    right = np.where(keys[pos] == keys + 1, counts[pos], 0)
+    pooled = counts + left + right
+    order = np.lexsort((keys, -pooled))
+    out: dict[int, list[tuple[int, int]]] = {}
+    for k in order:
+        c = int(keys[k] // span)
+        lst = out.setdefault(c, [])
+        if len(lst) < MAX_WINDOWS and all(abs(int(keys[k] % span) - x) > 2 for x, _ in lst):
+            lst.append((int(keys[k] % span), int(pooled[k])))
+    return out
+
+
+class Candidates:
+    """Files worth verifying, with the reference-time offsets that voted for them."""
+
+    def __init__(self) -> None:
+        self.visual: dict[str, list[float]] = {}  # file -> offsets (s)
+        self.audio: dict[str, list[float]] = {}
+
+    def files(self) -> list[str]:
+        return list(dict.fromkeys([*self.visual, *self.audio]))
+
+    def offsets(self, f: str) -> list[float]:
+        return self.visual.get(f, []) + self.audio.get(f, [])
+
+
+def _window(ref: Fingerprint, offsets: list[float], query_duration: float) -> list[tuple[float, float]] | None:
+    """Reference-time windows to verify (None: the whole reference)."""
+    if not offsets or ref.duration <= WHOLE_REFERENCE_SECONDS:
+        return None
+    pad = WINDOW_PAD + 0.1 * query_duration
+    spans = sorted((o - pad, o + 1.1 * query_duration + pad) for o in offsets)
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    if sum(b - a for a, b in merged) >= ref.duration:
+        return None
+    return [(a, b) for a, b in merged]
+
+
+def _in_windows(t: np.ndarray, windows: list[tuple[float, float]] | None) -> np.ndarray:
+    if windows is None:
+        return np.ones(len(t), bool)
+    m = np.zeros(len(t), bool)
+    for a, b in windows:
+        m |= (t >= a) & (t < b)
+    return m
+
+
+def reference_landmarks(ref: Fingerprint, windows: list[tuple[float, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(landmark hashes, anchor times s) of a stored reference: exactly its
+    index postings (mediadna.index.fingerprint2postings) when ``windows`` is
+    None, else those of its peaks inside the windows."""
+    if ref.audio is None or not len(ref.audio):
+        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    if windows is None:
+        p = I.fingerprint2postings(replace(ref, visual=None))
+        return p.audio_keys, p.audio_times
+    rate = float(ref.params.get("audio_rate", 8000))
+    keep = _in_windows(ref.audio.frames * (A.HOP / rate), windows)
+    frames, bins = ref.audio.frames[keep], ref.audio.bins[keep]
+    span = sum(b - a for a, b in windows)
+    h, f = A.peaks2landmarks(frames, bins)
+    h, f = A.drop_repeated(h, f, span)
+    return h, (f * A.HOP / rate).astype(np.float32)
+
+
+class _RefHits:
+    """Hits-shaped view of several references' own landmarks (for :func:`_expand`)."""
+
+    def __init__(self, keys, codes, times, names):
+        self.keys, self.codes, self.times, self.names = keys, codes, times, names
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 class Matcher:
-    """Finds every library file a query fingerprint copies from."""
+    """Finds every library file a query fingerprint copies from.
+
+    Two stages: the inverted index proposes candidates from a bounded sample
+    of the query's terms (so a query costs the same few dozen lookups however
+    large the library); each candidate's stored fingerprint is then aligned
+    with the whole query (every frame, every landmark, every tempo/pitch
+    scale), around the offsets that voted for it.
+    """
 
     def __init__(self, store: LibraryStore):
         self.store = store
 
-    def visual_candidates(self, library: str, fp: Fingerprint) -> list[str]:
-        votes: dict[str, float] = {}
+    # -- stage 1: candidates -----------------------------------------------------
+    def visual_terms(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(terms, query times, vote units) to look up: every view and orientation,
+        frames thinned evenly to stay within VISUAL_LOOKUP_KEYS."""
+        groups = []
         for view in query_views(fp):
-            if view.has_visual:
-                self._vote(library, view, votes)
-        ranked = sorted((f for f, c in votes.items() if c >= MIN_VISUAL_VOTES), key=lambda f: -votes[f])
-        return ranked[:MAX_CANDIDATES]
-
-    def _vote(self, library: str, fp: Fingerprint, votes: dict[str, float]) -> None:
-        v = fp.visual
-        inf = v.informative
-        for hashes in (v.hashes[inf], v.flipped[inf]):
-            times = v.times[inf].astype(np.float64)
-            terms = I.hashes2terms(hashes)  # (n, bands)
-            flat_terms = terms.ravel()
-            flat_times = np.repeat(times, terms.shape[1])
-            uniq = np.unique(flat_terms)
-            hits = self.store.lookup_visual(library, uniq)
-            if not len(hits):
+            if not view.has_visual:
                 continue
-            order = np.argsort(flat_terms, kind="stable")
-            st = flat_terms[order]
-            lo = np.searchsorted(st, hits.keys, "left")
-            hi = np.searchsorted(st, hits.keys, "right")
-            cnt = hi - lo
-            hit_idx = np.repeat(np.arange(len(hits)), cnt)
-            q_idx = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])] if cnt.sum() else np.zeros(0, int)
+            v = view.visual
+            inf = v.informative
+            for hashes in (v.hashes[inf], v.flipped[inf]):
+                groups.append((I.hashes2terms(hashes), v.times[inf].astype(np.float64)))
+        if not groups:
+            return np.zeros(0, np.uint32), np.zeros(0), np.zeros(0, np.int64)
+        n_terms = len(np.unique(np.concatenate([g[0].ravel() for g in groups])))
+        stride = max(1, int(np.ceil(n_terms / VISUAL_LOOKUP_KEYS)))
+        terms, times, units = [], [], []
+        for g, (t, tt) in enumerate(groups):
+            t, tt = t[::stride], tt[::stride]
+            terms.append(t.ravel())
+            times.append(np.repeat(tt, t.shape[1]))
+            # a vote unit: one (view/orientation, query frame)
+            units.append(np.repeat(g * 1_000_000 + np.arange(len(tt)), t.shape[1]))
+        return np.concatenate(terms), np.concatenate(times), np.concatenate(units)
+
+    def candidates(self, library: str, fp: Fingerprint, variants: list) -> Candidates:
+        out = Candidates()
+        terms, qtimes, units = self.visual_terms(fp)
+        if len(terms):
+            hits = self.store.lookup_visual(library, np.unique(terms))
+            qi, hi = _expand(terms, hits)
+            if len(qi):
+                off = hits.times[hi].astype(np.float64) - qtimes[qi]
+                cell = np.floor(off / VOTE_BIN).astype(np.int64)
+                lo = int(cell.min())
+                best = _best_cells(hits.codes[hi], cell - lo, units[qi])
+                ranked = sorted(((cells[0][1], c) for c, cells in best.items() if cells[0][1] >= MIN_VISUAL_VOTES), key=lambda x: (-x[0], hits.names[x[1]]))
+                for votes, c in ranked[:MAX_CANDIDATES]:
+                    out.visual[hits.names[c]] = [(x + lo - 1) * VOTE_BIN for x, v in best[c] if v >= MIN_VISUAL_VOTES]
+        unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
+        if unit:
+            keys = _sample_keys(np.concatenate([v[2] for v in unit]), AUDIO_LOOKUP_KEYS)
+            hits = self.store.lookup_audio(library, keys)
+            h = np.concatenate([v[2] for v in unit])
+            qt = np.concatenate([v[3] for v in unit])
+            sel = np.isin(h, keys)
+            h, qt = h[sel], qt[sel]
+            qi, hi = _expand(h, hits)
+            if len(qi):
+                rt = hits.times[hi].astype(np.float64)
+                q = qt[qi]
+                codes, cells, speeds = [], [], []
+                for si, s in enumerate(CANDIDATE_SPEEDS):
+                    codes.append(hits.codes[hi] * len(CANDIDATE_SPEEDS) + si)
+                    cells.append(np.floor((rt - s * q) / CANDIDATE_BIN).astype(np.int64))
+                cell = np.concatenate(cells)
+                lo = int(cell.min())
+                best = _best_cells(np.concatenate(codes), cell - lo)
+                # each file's chance level: its hits over the offset bins they could fall in
+                fc = hits.codes[hi]
+                n = np.bincount(fc, minlength=len(hits.names))
+                rmax = np.zeros(len(hits.names))
+                np.maximum.at(rmax, fc, rt)
+                bins = (rmax + 1.1 * fp.duration) / CANDIDATE_BIN + 1.0
+                mu = 3.0 * n / bins
+                need = mu + AUDIO_VOTE_SIGMAS * np.sqrt(mu) + MIN_AUDIO_VOTES
+                per_file: dict[int, list[tuple[int, float]]] = {}
+                for cs, cells in best.items():
+                    c, si = divmod(cs, len(CANDIDATE_SPEEDS))
+                    per_file.setdefault(c, []).extend((v, (x + lo - 1) * CANDIDATE_BIN) for x, v in cells if v >= need[c])
+                ranked = sorted(((max(v for v, _ in lst) - need[c], c) for c, lst in per_file.items() if lst),
+                                key=lambda x: (-x[0], hits.names[x[1]]))
+                for _, c in ranked[:MAX_AUDIO_CANDIDATES]:
+                    lst = sorted(per_file[c], key=lambda x: -x[0])
+                    out.audio[hits.names[c]] = [o for _, o in lst[:MAX_WINDOWS]]
+        return out
+
+    # -- stage 2: verification -------------------------------------------------------
+    def audio_hits(self, refs: dict[str, Fingerprint], windows: dict, variants: list) -> dict:
+        """Landmark hits of the query's every variant against each reference's own landmarks."""
+        names = list(refs)
+        parts = [reference_landmarks(refs[f], windows.get(f)) for f in names]
+        if not variants or not parts:
+            return {}
+        ref_hits = _RefHits(
+            np.concatenate([p[0] for p in parts]).astype(np.uint32),
+            np.concatenate([np.full(len(p[0]), k, np.int64) for k, p in enumerate(parts)]),
+            np.concatenate([p[1] for p in parts]).astype(np.float32),
+            np.array(names, dtype=object),
+        )
+        cols: list[list[np.ndarray]] = [[] for _ in range(5)]  # variant, query time, tracks x2, ref posting
+        by_key = np.argsort(ref_hits.keys, kind="stable")
+        for vi, (_, _, h, qt, a_track, t_track) in enumerate(variants):
+            q_idx, pos = _expand(h, ref_hits, by_key)
             if not len(q_idx):
                 continue
-            files = hits.files[hit_idx]
-            qt = flat_times[q_idx]
-            off = np.floor((hits.times[hit_idx].astype(np.float64) - qt) / VOTE_BIN).astype(np.int64)
-            qframe = q_idx // terms.shape[1]
-            for f in np.unique(files):
-                m = files == f
-                # one vote per (query frame, offset bin)
-                pairs = np.unique(np.stack([off[m], qframe[m]], 1), axis=0)
-                bins, c = np.unique(pairs[:, 0], return_counts=True)
-                # smear over +-1 bin for speed drift
-                full = dict(zip(bins.tolist(), c.tolist()))
-                best = max(full.get(b - 1, 0) + full.get(b, 0) + full.get(b + 1, 0) for b in full)
-                votes[f] = max(votes.get(f, 0), best)
-
-    def audio_hits(self, library: str, fp: Fingerprint) -> tuple[dict, list]:
-        variants = I.audio_query_variants(fp)
-        if not variants:
-            return {}, []
-        allh = np.unique(np.concatenate([v[2] for v in variants]))
-        hits = self.store.lookup_audio(library, allh)
-        if not len(hits):
-            return {}, variants
-        hk_order = np.argsort(hits.keys, kind="stable")
-        hk = hits.keys[hk_order]
-        cols: list[list[np.ndarray]] = [[] for _ in range(6)]  # variant, query time, tracks x2, posting
-        for vi, (_, _, h, qt, a_track, t_track) in enumerate(variants):
-            lo = np.searchsorted(hk, h, "left")
-            cnt = np.searchsorted(hk, h, "right") - lo
-            total = int(cnt.sum())
-            if not total:
-                continue
-            q_idx = np.repeat(np.arange(len(h)), cnt)
-            # every posting of every hash: lo .. lo + cnt - 1 for each query landmark
-            pos = np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            for col, arr in zip(cols, (np.full(total, vi), qt[q_idx], a_track[q_idx], t_track[q_idx], hk_order[pos])):
+            for col, arr in zip(cols, (np.full(len(q_idx), vi), qt[q_idx], a_track[q_idx], t_track[q_idx], pos)):
                 col.append(arr)
         if not cols[0]:
-            return {}, variants
-        v_all, q_all, a_all, t_all, p_all = (np.concatenate(c) for c in cols[:5])
-        files, inv = np.unique(hits.files[p_all], return_inverse=True)
-        order = np.argsort(inv, kind="stable")  # by file, variants in order within each
-        bounds = np.r_[0, np.cumsum(np.bincount(inv, minlength=len(files)))]
+            return {}
+        v_all, q_all, a_all, t_all, p_all = (np.concatenate(c) for c in cols)
+        code = ref_hits.codes[p_all]
+        order = np.argsort(code, kind="stable")  # by file, variants in order within each
+        bounds = np.r_[0, np.cumsum(np.bincount(code, minlength=len(names)))]
         merged = {}
-        for k, f in enumerate(files):
+        for k, f in enumerate(names):
             sel = order[bounds[k] : bounds[k + 1]]
-            # keep files with enough raw evidence before the costlier pass
             if len(sel) >= MIN_AUDIO_MATCHES:
-                merged[f] = (v_all[sel], q_all[sel], hits.times[p_all[sel]].astype(np.float64), a_all[sel], t_all[sel])
-        return merged, variants
+                merged[f] = (v_all[sel], q_all[sel], ref_hits.times[p_all[sel]].astype(np.float64), a_all[sel], t_all[sel])
+        return merged
 
     def match(self, library: str, fp: Fingerprint, exclude: set[str] | None = None) -> list[Match]:
         exclude = exclude or set()
-        vis_cands = [f for f in self.visual_candidates(library, fp) if f not in exclude]
-        a_hits, variants = self.audio_hits(library, fp)
-        a_hits = {f: v for f, v in a_hits.items() if f not in exclude}
-        ref_durations: dict[str, float] = {}
-        refs: dict[str, Fingerprint] = {}
-        for f in set(vis_cands) | set(a_hits):
-            rec = self.store.get_file(library, f)
-            ref_durations[f] = rec.duration
-        for f in vis_cands:
-            refs[f] = self.store.load_fingerprint(library, f)
-        a_segs = audio_segments(a_hits, variants, fp.duration, ref_durations)
+        variants = I.audio_query_variants(fp)
+        cands = self.candidates(library, fp, variants)
+        files = [f for f in cands.files() if f not in exclude]
+        if not files:
+            return []
+        refs = self.store.load_fingerprints(library, files)
+        windows = {f: _window(refs[f], cands.offsets(f), fp.duration) for f in refs}
+        ref_durations = {f: float(r.duration) for f, r in refs.items()}
+        a_segs = audio_segments(self.audio_hits(refs, windows, variants), variants, fp.duration, ref_durations)
         for f, segs in a_segs.items():
-            if any(seg.score > 0 for seg in segs):  # worth reading the reference for
-                ref = refs.get(f) or self.store.load_fingerprint(library, f)
+            if any(seg.score > 0 for seg in segs):
+                ref = refs[f]
                 ref_times = ref.audio.frames * (A.HOP / float(ref.params.get("audio_rate", 8000))) if ref.audio is not None else np.zeros(0)
                 a_segs[f] = [extend_over_silence(seg, ref_times, fp.duration, ref_durations[f]) for seg in segs]
         matches = []
-        for f in set(vis_cands) | set(a_segs):
-            v_segs = [seg for view in query_views(fp) for seg in align_visual(view, refs[f])] if f in refs else []
+        for f in refs:
+            v_segs: list[Segment] = []
+            if f in cands.visual:
+                ref = refs[f]
+                if windows[f] is not None and ref.visual is not None:
+                    ref = replace(ref, visual=ref.visual.select(_in_windows(ref.visual.times, windows[f])))
+                v_segs = [seg for view in query_views(fp) for seg in align_visual(view, ref)]
             segs = fuse(v_segs, a_segs.get(f, []))
             if segs:
                 matches.append(summarise(f, segs, fp.duration, ref_durations[f]))

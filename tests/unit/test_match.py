@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mediadna import audio as A
+from mediadna import index as I
 from mediadna import pipeline as P
 from mediadna.fingerprint import FLAG_FLAT, AudioTrack, Fingerprint, VisualTrack
 from mediadna.match import Matcher, Segment, align_visual, audio_segments, fuse
@@ -331,7 +332,10 @@ def test_audio_segment_with_the_right_offset(store):
     # ref a1 [10 s, 25 s) at query 5 s, in a 25 s query of otherwise unrelated sound
     q = audio_copy(rng, refs["a1"], 10.0, 25.0, 5.0, 25.0)
     matcher = Matcher(store)
-    hits, variants = matcher.audio_hits(LIB, q)
+    variants = I.audio_query_variants(q)
+    cands = matcher.candidates(LIB, q, variants)
+    assert "a1" in cands.audio
+    hits = matcher.audio_hits(store.load_fingerprints(LIB, cands.files()), {}, variants)
     assert "a1" in hits
     segs = audio_segments(hits, variants, q.duration, {k: 60.0 for k in refs})
     assert list(segs) == ["a1"]

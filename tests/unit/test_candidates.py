@@ -1,0 +1,168 @@
+"""The matcher's two stages: bounded index lookups propose candidates, stored fingerprints verify them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mediadna import audio as A
+from mediadna import index as I
+from mediadna import match as M
+from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
+from mediadna.pipeline import commit
+from mediadna.store.memory import MemoryStore
+
+LIB = "lib"
+FPS = 5.0
+HOP_S = A.HOP / 8000.0
+PARAMS = {"sample_fps": FPS, "audio_rate": 8000}
+
+
+class CountingStore:
+    """A MemoryStore that records what the matcher asks of it."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.inner.create_library(LIB)
+        self.calls: list[tuple[str, int]] = []
+
+    def lookup_visual(self, library, keys):
+        self.calls.append(("lookup_visual", len(keys)))
+        return self.inner.lookup_visual(library, keys)
+
+    def lookup_audio(self, library, keys):
+        self.calls.append(("lookup_audio", len(keys)))
+        return self.inner.lookup_audio(library, keys)
+
+    def load_fingerprints(self, library, keys):
+        self.calls.append(("load_fingerprints", len(keys)))
+        return self.inner.load_fingerprints(library, keys)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def count(self, name: str) -> list[int]:
+        return [n for c, n in self.calls if c == name]
+
+
+def rand_peaks(rng, seconds: float, per_second: float = 40.0):
+    n = int(seconds * per_second)
+    key = np.unique(rng.integers(0, int(seconds / HOP_S), n) * 1000 + rng.integers(A.MIN_BIN, A.MAX_BIN + 1, n))
+    return (key // 1000).astype(np.uint32), (key % 1000).astype(np.uint16)
+
+
+def make_ref(rng, seconds: float) -> Fingerprint:
+    n = int(seconds * FPS)
+    h = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    f = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    visual = VisualTrack(np.arange(n) / FPS, h, f, np.zeros(n, np.uint8))
+    return Fingerprint(seconds, "", "video", dict(PARAMS), visual, AudioTrack(*rand_peaks(rng, seconds)))
+
+
+def audio_only(frames, bins, seconds: float) -> Fingerprint:
+    return Fingerprint(seconds, "", "audio", dict(PARAMS), None, AudioTrack(frames, bins))
+
+
+def sound_copy(rng, ref: Fingerprint, r0: float, r1: float, q0: float, seconds: float, tempo: float = 1.0) -> Fingerprint:
+    """An audio-only query: unrelated peaks, with ref's sound [r0, r1) at q0, played ``tempo`` times faster."""
+    lo, hi, at = int(round(r0 / HOP_S)), int(round(r1 / HOP_S)), int(round(q0 / HOP_S))
+    rf, rb = ref.audio.frames, ref.audio.bins
+    m = (rf >= lo) & (rf < hi)
+    moved = np.rint((rf[m].astype(np.float64) - lo) / tempo).astype(np.int64) + at
+    uf, ub = rand_peaks(rng, seconds)
+    outside = (uf < at) | (uf > moved.max())
+    f = np.concatenate([uf[outside], moved])
+    b = np.concatenate([ub[outside], rb[m]])
+    key = np.unique(f * 1000 + b)
+    return audio_only((key // 1000).astype(np.uint32), (key % 1000).astype(np.uint16), seconds)
+
+
+def test_sample_keys_is_bounded_deterministic_and_consistent():
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 1 << 20, 20_000).astype(np.uint32)
+    a = M._sample_keys(keys, 1500)
+    assert len(a) == 1500 and np.all(np.isin(a, keys)) and np.all(np.diff(a.astype(np.int64)) > 0)
+    assert np.array_equal(a, M._sample_keys(rng.permutation(keys), 1500))
+    # a key sampled from a set is sampled from any subset holding it (queries that overlap share their keys)
+    sub = keys[:12_000]
+    b = M._sample_keys(sub, 1500)
+    assert set(np.intersect1d(a, sub).tolist()) <= set(b.tolist())
+    small = keys[:100]
+    assert np.array_equal(M._sample_keys(small, 1500), np.unique(small))
+
+
+def test_a_long_query_looks_up_a_bounded_number_of_keys_once_and_still_matches():
+    rng = np.random.default_rng(2)
+    store = CountingStore()
+    refs = {f"r{k}": make_ref(rng, 60.0) for k in range(12)}
+    for key, fp in refs.items():
+        assert commit(store.inner, LIB, fp, key, "onlysave", False)
+    ref = refs["r3"]
+    # 240 s of unrelated picture and sound, with r3's [10, 40) s copied at 100 s
+    q = make_ref(rng, 240.0)
+    hv, fv = q.visual.hashes.copy(), q.visual.flipped.copy()
+    hv[500:650], fv[500:650] = ref.visual.hashes[50:200], ref.visual.flipped[50:200]
+    sound = sound_copy(rng, ref, 10.0, 40.0, 100.0, 240.0)
+    q = Fingerprint(240.0, "", "video", dict(PARAMS), VisualTrack(q.visual.times, hv, fv, q.visual.flags), sound.audio)
+    assert len(np.unique(np.concatenate([v[2] for v in I.audio_query_variants(q) if v[0] == v[1] == 1.0]))) > 3 * M.AUDIO_LOOKUP_KEYS
+    (m,) = M.Matcher(store).match(LIB, q)
+    assert m.primary_key == "r3" and m.modality == "audiovisual"
+    (seg,) = m.segments
+    assert abs(seg.query_start - 100.0) < 1.0 and abs(seg.reference_start - 10.0) < 1.0
+    assert store.count("lookup_visual") and max(store.count("lookup_visual")) <= M.VISUAL_LOOKUP_KEYS
+    assert len(store.count("lookup_visual")) == 1 and len(store.count("lookup_audio")) == 1
+    assert store.count("lookup_audio") == [M.AUDIO_LOOKUP_KEYS]
+    assert store.count("load_fingerprints") == [1]  # only the copied reference is worth reading
+
+
+def test_an_unrelated_query_reads_no_stored_fingerprint():
+    rng = np.random.default_rng(3)
+    store = CountingStore()
+    for k in range(8):
+        commit(store.inner, LIB, make_ref(rng, 60.0), f"r{k}", "onlysave", False)
+    assert M.Matcher(store).match(LIB, make_ref(rng, 60.0)) == []
+    assert store.count("load_fingerprints") == []
+
+
+def test_reference_landmarks_are_the_index_postings():
+    rng = np.random.default_rng(4)
+    ref = make_ref(rng, 90.0)
+    keys, times = M.reference_landmarks(ref)
+    p = I.fingerprint2postings(ref)
+    assert np.array_equal(keys, p.audio_keys) and np.array_equal(times, p.audio_times)
+    # inside windows: only landmarks anchored there
+    k2, t2 = M.reference_landmarks(ref, [(20.0, 30.0)])
+    assert len(k2) and t2.min() >= 20.0 and t2.max() < 30.0
+
+
+def test_a_copy_deep_inside_a_long_reference_is_verified_around_its_offset():
+    rng = np.random.default_rng(5)
+    store = CountingStore()
+    long_ref = audio_only(*rand_peaks(rng, 1500.0), 1500.0)
+    assert long_ref.duration > M.WHOLE_REFERENCE_SECONDS
+    commit(store.inner, LIB, long_ref, "long", "onlysave", False)
+    commit(store.inner, LIB, audio_only(*rand_peaks(rng, 300.0), 300.0), "other", "onlysave", False)
+    q = sound_copy(rng, long_ref, 1200.0, 1220.0, 5.0, 30.0)
+    matcher = M.Matcher(store)
+    cands = matcher.candidates(LIB, q, I.audio_query_variants(q))
+    assert list(cands.audio) == ["long"]
+    windows = M._window(long_ref, cands.offsets("long"), q.duration)
+    assert windows is not None and sum(b - a for a, b in windows) < 200.0
+    assert any(a <= 1200.0 and 1220.0 <= b for a, b in windows)
+    (m,) = matcher.match(LIB, q)
+    (seg,) = m.segments
+    assert m.primary_key == "long" and abs(seg.reference_start - 1200.0) < 1.0 and abs(seg.query_start - 5.0) < 1.0
+
+
+@pytest.mark.parametrize("tempo", [0.92, 1.06])
+def test_a_tempo_changed_copy_is_found_from_unit_scale_lookups(tempo):
+    rng = np.random.default_rng(6)
+    store = CountingStore()
+    refs = {f"a{k}": audio_only(*rand_peaks(rng, 60.0), 60.0) for k in range(4)}
+    for key, fp in refs.items():
+        commit(store.inner, LIB, fp, key, "onlysave", False)
+    q = sound_copy(rng, refs["a2"], 5.0, 45.0, 3.0, 50.0, tempo=tempo)
+    (m,) = M.Matcher(store).match(LIB, q)
+    assert m.primary_key == "a2"
+    assert abs(m.segments[0].speed - tempo) <= 0.015
+    assert abs(m.segments[0].reference_start - (5.0 + tempo * 0.0)) < 1.5
