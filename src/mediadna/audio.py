@@ -79,9 +79,9 @@ def _spectrogram(samples: np.ndarray) -> np.ndarray:
     if len(samples) < N_FFT:
         return np.zeros((0, N_FFT // 2 + 1), np.float32)
     n = 1 + (len(samples) - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP][:n]  # a view: no copy
     win = np.hanning(N_FFT).astype(np.float32)
-    return np.abs(np.fft.rfft(samples[idx] * win, axis=1)).astype(np.float32)
+    return np.abs(np.fft.rfft(frames * win, axis=1)).astype(np.float32)
 
 
 def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
