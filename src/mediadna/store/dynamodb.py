@@ -42,7 +42,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +123,9 @@ MAX_SHARDS = 16
 BLOB_CHUNK = 350_000
 #: File numbers per directory item: 256 primary keys of at most 1 KB each fit one item.
 DIRECTORY_SPAN = 256
+#: ``load_fingerprints`` reads again (library, records, chunks) the files whose
+#: chunks vanished under it (replaced or deleted meanwhile) at most this many times.
+LOAD_ATTEMPTS = 3
 
 _KINDS = ("visual", "audio")
 _POSTING = np.dtype([("no", "<u4"), ("t", "<f4")])
@@ -253,6 +256,8 @@ class _FileItem(Model):
     fingerprint_version = NumberAttribute(null=True)
     created_at = UnicodeAttribute(null=True)
     metadata = UnicodeAttribute(null=True)
+    # chunks of the fingerprint (b#<no>#f#<i>); absent on records written before it was stored
+    fp_chunks = NumberAttribute(null=True)
     # d# directory items: JSON {file number: primary key}
     names = UnicodeAttribute(null=True)
     # b# chunks
@@ -379,6 +384,24 @@ def _blob_prefix(no: int, what: str) -> str:
     return f"b#{no:012d}#{what}#"
 
 
+def _blob_count(size: int) -> int:
+    """Chunk items of a ``size``-byte payload: ``BLOB_CHUNK`` bytes each, and one even when empty."""
+    return max(1, -(-size // BLOB_CHUNK))
+
+
+def _blob_keys(no: int, what: str, count: int) -> list[str]:
+    """Sort keys of the ``count`` chunks of file ``no``'s fingerprint (``f``) or manifest (``t``)."""
+    return [_blob_prefix(no, what) + f"{i:05d}" for i in range(count)]
+
+
+def _valid_key(primary_key) -> bool:
+    try:
+        validate_primary_key(primary_key)
+    except LibraryError:
+        return False
+    return True
+
+
 class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` on DynamoDB tables.
 
@@ -462,15 +485,21 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
             if model.exists():
                 model.delete_table()
 
-    def _batch_get(self, model: type[Model], keys: list[dict]) -> list[dict]:
-        """Raw items for ``keys`` (attribute-value maps), 100 a request, retrying unprocessed keys."""
+    def _batch_get(self, model: type[Model], keys: list[dict], *, consistent: bool | None = None,
+                   attributes: list[str] | None = None) -> list[dict]:
+        """Raw items for ``keys`` (attribute-value maps), 100 a request, retrying unprocessed keys.
+
+        ``consistent`` overrides the store's ``consistent_reads``; ``attributes``
+        fetches only those (capacity is charged on the whole item either way).
+        """
         table = self._conn(model)
         name = model.Meta.table_name
+        consistent = self.consistent_reads if consistent is None else consistent
         out: list[dict] = []
         for chunk in _chunks(keys, BATCH_GET_MAX):
             todo = chunk
             for attempt in range(BATCH_RETRIES + 1):
-                data = table.batch_get_item(todo, consistent_read=self.consistent_reads)
+                data = table.batch_get_item(todo, consistent_read=consistent, attributes_to_get=attributes)
                 out += data.get("Responses", {}).get(name, [])
                 todo = data.get("UnprocessedKeys", {}).get(name, {}).get("Keys") or []
                 if not todo:
@@ -714,11 +743,85 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
 
     def load_fingerprint(self, library: str, primary_key: str) -> Fingerprint:
         validate_primary_key(primary_key)
-        lib = self._get_lib(library)
-        item = self._get_record(lib.uid, primary_key)
-        if item is None:
+        found = self.load_fingerprints(library, [primary_key]).get(primary_key)
+        if found is None:
             raise LibraryError(FILE_NOT_FOUND, f"file {primary_key!r} not found in library {library!r}")
-        return Fingerprint.from_bytes(self._read_blob(lib.uid, int(item.no), "f"))
+        return found
+
+    def load_fingerprints(self, library: str, primary_keys: Sequence[str]) -> dict[str, Fingerprint]:
+        """The fingerprints of the visible files among ``primary_keys``, in a constant number of requests.
+
+        ``GetItem`` of the library (watermark and dead set), ``BatchGetItem`` of
+        the ``f#`` records (100 a request), ``BatchGetItem`` of all their
+        fingerprint chunks (the record knows how many; a record written before
+        it did costs a ``Query`` of its chunks).  A file counts once its number
+        is committed and not dead, as for lookups; while a replacement is being
+        written, the version it replaces is the one loaded.  Invalid and
+        unknown keys are left out of the answer.
+        """
+        asked = list(dict.fromkeys(primary_keys))  # once: primary_keys may be an iterator
+        wanted = [pk for pk in asked if _valid_key(pk)]
+        lib = self._get_lib(library)
+        blobs: dict[str, bytes] = {}
+        for attempt in range(LOAD_ATTEMPTS):
+            if not wanted:
+                break
+            if attempt:  # their chunks went under us: a writer replaced or deleted them; read again
+                lib = self._get_lib(library)
+            found, wanted = self._fingerprint_blobs(lib, wanted)
+            blobs.update(found)
+        # still torn after that: being rewritten right now; left out like a file not yet there
+        return {pk: Fingerprint.from_bytes(blobs[pk]) for pk in asked if pk in blobs}
+
+    def _fingerprint_blobs(self, lib: _LibraryItem, primary_keys: list[str]) -> tuple[dict[str, bytes], list[str]]:
+        """Fingerprint bytes of the visible files among ``primary_keys``, and the keys whose chunks were torn."""
+        uid = lib.uid
+        committed = int(lib.committed)
+        dead = {int(n) for n in (lib.dead or ())}
+
+        by_sort_key = {_record_key(pk): pk for pk in primary_keys}
+        records = self._batch_get(self.Files, [{"lib": {"S": uid}, "k": {"S": k}} for k in by_sort_key],
+                                  attributes=["k", "no", "prev_no", "fp_chunks"])
+        plan: dict[str, tuple[int, int | None]] = {}  # primary key -> (file number, chunks if known)
+        for item in records:
+            pk = by_sort_key[item["k"]["S"]]
+            no = int(item["no"]["N"])
+            if no <= committed:
+                if no not in dead:  # dead: being deleted (its record goes next)
+                    chunks = item.get("fp_chunks")
+                    plan[pk] = (no, int(chunks["N"]) if chunks is not None else None)
+            elif "prev_no" in item:  # a replacement not committed yet: the version it replaces is the visible one
+                prev = int(item["prev_no"]["N"])
+                if prev <= committed and prev not in dead:
+                    plan[pk] = (prev, None)
+            # else a new file not committed yet: not there
+        counted = {pk: _blob_keys(no, "f", n) for pk, (no, n) in plan.items() if n is not None}
+        wanted = [{"lib": {"S": uid}, "k": {"S": k}} for keys in counted.values() for k in keys]
+        # chunks never change once written: a strongly consistent read finds them all (as _read_blob does)
+        parts = {item["k"]["S"]: item.get("data", {}).get("B", b"")
+                 for item in (self._batch_get(self.Files, wanted, consistent=True) if wanted else ())}
+        found: dict[str, bytes] = {}
+        torn: list[str] = []
+        for pk, (no, n) in plan.items():
+            if n is None:
+                blob = self._query_fingerprint(uid, no)
+            else:
+                keys = counted[pk]
+                blob = b"".join(parts[k] for k in keys) if all(k in parts for k in keys) else None
+            if blob is None:
+                torn.append(pk)
+            else:
+                found[pk] = blob
+        return found, torn
+
+    def _query_fingerprint(self, uid: str, no: int) -> bytes | None:
+        """File ``no``'s fingerprint by a ``Query`` of its chunks (records without ``fp_chunks``); None if torn."""
+        F = self._conn(self.Files) and self.Files
+        prefix = _blob_prefix(no, "f")
+        items = list(F.query(uid, F.k.startswith(prefix), consistent_read=True))
+        if [i.k for i in items] != _blob_keys(no, "f", len(items)) or not items:
+            return None  # purged (wholly or from the front) since its record was read
+        return b"".join(i.data or b"" for i in items)
 
     def _manifest(self, uid: str, no: int) -> dict[str, np.ndarray]:
         """The distinct terms file ``no`` posted, per kind (empty if it wrote none yet)."""
@@ -774,7 +877,7 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
             no = self._allocate(lib, pk, int(old.no) if old is not None else None)
             try:
                 self._write_file(lib.uid, no, blob, tracks)
-                self._put_record(lib.uid, no, record, metadata, old)
+                self._put_record(lib.uid, no, record, metadata, old, fp_chunks=_blob_count(len(blob)))
             except BaseException:
                 try:
                     self._purge_file(self._get_lib(library), no)
@@ -813,21 +916,23 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
         )
         puts = []
         for what, payload in (("t", manifest), ("f", blob)):  # manifest first: a purge can find the terms
-            for i, start in enumerate(range(0, max(1, len(payload)), BLOB_CHUNK)):
-                puts.append({"lib": {"S": uid}, "k": {"S": _blob_prefix(no, what) + f"{i:05d}"},
-                             "data": {"B": payload[start : start + BLOB_CHUNK]}})
+            for i, key in enumerate(_blob_keys(no, what, _blob_count(len(payload)))):
+                puts.append({"lib": {"S": uid}, "k": {"S": key},
+                             "data": {"B": payload[i * BLOB_CHUNK : (i + 1) * BLOB_CHUNK]}})
         self._batch_write(self.Files, puts=puts)
         for kind, (keys, times) in tracks.items():
             self._append_postings(kind, uid, no, keys, times)
 
-    def _put_record(self, uid: str, no: int, record: FileRecord, metadata: str, old: _FileItem | None) -> None:
-        """The file's record: from here on get_file sees it (lookups follow at the watermark)."""
+    def _put_record(self, uid: str, no: int, record: FileRecord, metadata: str, old: _FileItem | None,
+                    fp_chunks: int | None = None) -> None:
+        """The file's record: from here on get_file sees it (lookups and load_fingerprints follow at the
+        watermark).  ``fp_chunks``: how many ``b#<no>#f#`` chunks its fingerprint was written as."""
         F = self._conn(self.Files) and self.Files
         item = F(uid, _record_key(record.primary_key), pk=record.primary_key, no=no,
                  prev_no=int(old.no) if old is not None else None, duration=float(record.duration),
                  sha256=record.sha256, media_type=record.media_type, has_video=bool(record.has_video),
                  has_audio=bool(record.has_audio), fingerprint_version=int(record.fingerprint_version),
-                 created_at=record.created_at or utc_now(), metadata=metadata)
+                 created_at=record.created_at or utc_now(), metadata=metadata, fp_chunks=fp_chunks)
         puts = [item.serialize(), {"lib": {"S": uid}, "k": {"S": _sha_key(record.sha256, record.primary_key)},
                                    "pk": {"S": record.primary_key}}]
         deletes = []
