@@ -120,8 +120,14 @@ def test_sqlite_upgrades_a_version_2_database(tmp_path):
     s = SQLiteStore(path)
     s.create_library("lib")
     s.close()
-    conn = sqlite3.connect(path)  # what version 2 wrote: no jobs table
+    conn = sqlite3.connect(path)  # what version 2 wrote: no jobs table, one row per posting
     conn.execute("DROP TABLE jobs")
+    for kind in ("visual", "audio"):
+        conn.execute(f"DROP TABLE {kind}_index")
+        conn.execute(
+            f"CREATE TABLE {kind}_postings (lib_id INTEGER NOT NULL, key INTEGER NOT NULL, file_id INTEGER NOT NULL,"
+            " t REAL NOT NULL, PRIMARY KEY (lib_id, key, file_id, t)) WITHOUT ROWID"
+        )
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()

@@ -128,12 +128,21 @@ def assert_no_orphans(store: LibraryStore) -> None:
     if not isinstance(store, SQLiteStore):
         return
     conn = store._conn
-    for table in ("visual_postings", "audio_postings"):
-        orphans = conn.execute(
-            f"SELECT COUNT(*) FROM {table} p LEFT JOIN files f ON f.id = p.file_id AND f.lib_id = p.lib_id"
-            " WHERE f.id IS NULL"
-        ).fetchone()[0]
-        assert orphans == 0, table
+    for kind in ("visual", "audio"):
+        # every posting in a packed term row is of a current file of that library, which lists
+        # the term (delete finds postings through the file's terms); no row is empty
+        indexed = set()
+        for lib_id, key, blob in conn.execute(f"SELECT lib_id, key, postings FROM {kind}_index"):
+            assert blob and len(blob) % 8 == 0, (kind, lib_id, key)
+            postings = np.frombuffer(blob, dtype=[("no", "<u4"), ("t", "<f4")])
+            assert len(set(postings.tolist())) == len(postings), f"duplicate {kind} postings of key {key}"
+            indexed |= {(lib_id, key, no) for no in postings["no"].tolist()}
+        listed = {
+            (lib_id, key, file_id)
+            for file_id, lib_id, terms in conn.execute(f"SELECT id, lib_id, {kind}_terms FROM files")
+            for key in np.frombuffer(terms, dtype="<u4").tolist()
+        }
+        assert indexed == listed, kind
     assert conn.execute("SELECT COUNT(*) FROM files WHERE lib_id NOT IN (SELECT id FROM libraries)").fetchone()[0] == 0
 
 
@@ -415,7 +424,7 @@ def break_audio_writes(store: LibraryStore, monkeypatch) -> type[BaseException]:
         return RuntimeError
     if isinstance(store, SQLiteStore):
         store._conn.execute(
-            "CREATE TEMP TRIGGER fail_audio BEFORE INSERT ON main.audio_postings BEGIN SELECT RAISE(ABORT, 'injected'); END"
+            "CREATE TEMP TRIGGER fail_audio BEFORE INSERT ON main.audio_index BEGIN SELECT RAISE(ABORT, 'injected'); END"
         )
         return LibraryError
 
@@ -879,6 +888,22 @@ def test_sqlite_lock_spans_processes_sharing_a_file(tmp_path):
     b.close()
 
 
+def unpack_to_posting_rows(conn: sqlite3.Connection) -> None:
+    """Turn the packed term rows (version 4) back into the one-row-per-posting tables of versions 1-3."""
+    for kind in ("visual", "audio"):
+        conn.execute(
+            f"CREATE TABLE {kind}_postings (lib_id INTEGER NOT NULL, key INTEGER NOT NULL, file_id INTEGER NOT NULL,"
+            " t REAL NOT NULL, PRIMARY KEY (lib_id, key, file_id, t)) WITHOUT ROWID"
+        )
+        for lib_id, key, blob in conn.execute(f"SELECT lib_id, key, postings FROM {kind}_index").fetchall():
+            postings = np.frombuffer(blob, dtype=[("no", "<u4"), ("t", "<f4")])
+            conn.executemany(
+                f"INSERT INTO {kind}_postings VALUES (?, ?, ?, ?)",
+                [(lib_id, key, no, t) for no, t in zip(postings["no"].tolist(), postings["t"].tolist())],
+            )
+        conn.execute(f"DROP TABLE {kind}_index")
+
+
 def test_sqlite_upgrades_a_version_1_database(tmp_path):
     path = tmp_path / "old.sqlite3"
     s = SQLiteStore(path)
@@ -886,6 +911,7 @@ def test_sqlite_upgrades_a_version_1_database(tmp_path):
     add(s, "lib", "k", postings=make_postings({1: [1.0]}))
     s.close()
     conn = sqlite3.connect(path)  # make it what version 1 wrote
+    unpack_to_posting_rows(conn)
     conn.execute("DROP TABLE leases")
     conn.execute("ALTER TABLE libraries DROP COLUMN revision")
     conn.execute("PRAGMA user_version = 1")

@@ -12,9 +12,15 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id``
   ``audio_terms``, the file's distinct posting keys as little-endian uint32,
   which is how its postings are found again on delete without a second index
   on ``file_id``.
-* ``visual_postings`` / ``audio_postings``: ``WITHOUT ROWID`` tables whose
-  primary key (lib_id, key, file_id, t) is the clustered (lib_id, key) index,
-  so a lookup is one index range per key and reads nothing else.
+* ``visual_index`` / ``audio_index`` (version 4): packed per-term postings,
+  one ``WITHOUT ROWID`` row per (lib_id, key) whose ``postings`` BLOB holds
+  every posting of that term as 8 bytes, file id (``<u4``) then time in
+  seconds (``<f4``), in no set order (the DynamoDB adapter's layout).  A
+  lookup reads one row per key; an add or delete rewrites the rows of the
+  file's terms.  Versions 1-3 kept one row per posting in ``visual_postings``
+  / ``audio_postings`` (lib_id, key, file_id, t); opening such a database
+  packs them (:func:`_pack_postings_v4`, in the opening transaction; the file
+  keeps its page size, see :data:`PAGE_SIZE`, and its size until ``VACUUM``).
 * ``jobs`` (version 3): job records (see ``put_job``), indexed by
   (library, created_at) and created_at for ``list_jobs``.
 """
@@ -25,9 +31,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +77,21 @@ from .base import (
     validate_job_id,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x4D444E41  # "MDNA"
 #: Keys per ``IN (...)`` list; below SQLite's oldest variable limit (999).
 CHUNK = 900
+#: One posting in a term's BLOB: file id, then time in seconds (little-endian).
+_POSTING = np.dtype([("no", "<u4"), ("t", "<f4")])
+_UINT32_MAX = 2**32 - 1
+#: Page size of new database files: a term row of up to ~4 KB (~500 postings)
+#: fits in its leaf page (with 4 KB pages any row over ~1 KB spills to overflow
+#: pages): lookups read ~2x fewer pages and the file is ~40 % smaller.
+PAGE_SIZE = 16384
+#: Bytes of the file read through a memory map (fewer copies and system calls on lookups).
+MMAP_SIZE = 1 << 30
+#: Old posting rows read per block by the version 3 -> 4 migration.
+MIGRATION_BLOCK = 1 << 20
 
 _LEASES = """CREATE TABLE leases (
         lib_id INTEGER PRIMARY KEY,
@@ -96,6 +112,17 @@ _JOBS = [
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_library ON jobs (library, created_at, job_id)",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, job_id)",
+]
+_INDEX = {"visual": "visual_index", "audio": "audio_index"}
+#: Packed per-term postings (version 4): one row per (library, key).
+_INDEX_TABLES = [
+    f"""CREATE TABLE {table} (
+        lib_id INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        postings BLOB NOT NULL,
+        PRIMARY KEY (lib_id, key)
+    ) WITHOUT ROWID"""
+    for table in _INDEX.values()
 ]
 _SCHEMA = [
     """CREATE TABLE libraries (
@@ -124,30 +151,10 @@ _SCHEMA = [
         UNIQUE (lib_id, primary_key)
     )""",
     "CREATE INDEX files_sha256 ON files (lib_id, sha256, primary_key)",
-    """CREATE TABLE visual_postings (
-        lib_id INTEGER NOT NULL,
-        key INTEGER NOT NULL,
-        file_id INTEGER NOT NULL,
-        t REAL NOT NULL,
-        PRIMARY KEY (lib_id, key, file_id, t)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE audio_postings (
-        lib_id INTEGER NOT NULL,
-        key INTEGER NOT NULL,
-        file_id INTEGER NOT NULL,
-        t REAL NOT NULL,
-        PRIMARY KEY (lib_id, key, file_id, t)
-    ) WITHOUT ROWID""",
+    *_INDEX_TABLES,
     _LEASES,
     *_JOBS,
 ]
-#: version -> statements that bring a database from that version to the next.
-_MIGRATIONS = {
-    1: ["ALTER TABLE libraries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0", _LEASES],
-    2: _JOBS,
-}
-
-_POSTINGS = {"visual": "visual_postings", "audio": "audio_postings"}
 _RECORD_COLUMNS = (
     "primary_key, duration, sha256, media_type, has_video, has_audio, fingerprint_version, created_at, metadata"
 )
@@ -178,6 +185,157 @@ def _chunks(values: list) -> Iterator[list]:
         yield chunk + [chunk[-1]] * (size - len(chunk))
 
 
+_MARKS = ", ".join("?" * CHUNK)
+
+
+def _read_terms(conn: sqlite3.Connection, table: str, lib_id: int, keys: list[int]) -> list[tuple[int, bytes]]:
+    """The stored ``(key, postings)`` rows of ``keys`` (distinct; keys not stored are absent)."""
+    sql = f"SELECT key, postings FROM {table} WHERE lib_id = ? AND key IN ({_MARKS})"
+    rows: list[tuple[int, bytes]] = []
+    for chunk in _chunks(keys):
+        rows += conn.execute(sql, [lib_id, *chunk]).fetchall()
+    return rows
+
+
+def _unpack(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, postings)``: each blob's posting count and all postings, concatenated."""
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    if (sizes % _POSTING.itemsize).any():
+        raise LibraryError(INTERNAL, "library database error: a postings row is corrupt")
+    return sizes // _POSTING.itemsize, np.frombuffer(b"".join(blobs), _POSTING)
+
+
+def _pack(file_ids: np.ndarray | int, times: np.ndarray) -> bytes:
+    arr = np.empty(len(times), _POSTING)
+    arr["no"] = file_ids
+    arr["t"] = times
+    return arr.tobytes()
+
+
+def _bounds(counts: np.ndarray) -> list[int]:
+    """Byte offsets of consecutive runs of ``counts`` postings (one more than runs)."""
+    return (np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]) * _POSTING.itemsize).tolist()
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of non-negative small integers (file ids), in linear time when they are small."""
+    if len(ids) and int(ids.max()) <= 4 * len(ids) + 65536:
+        return np.flatnonzero(np.bincount(ids))
+    return np.unique(ids)
+
+
+def _add_to_terms(
+    conn: sqlite3.Connection, table: str, lib_id: int, file_id: int, keys: np.ndarray, times: np.ndarray
+) -> None:
+    """Append one file's postings to the rows of their terms (created when new)."""
+    if not len(keys):
+        return
+    if (keys[1:] < keys[:-1]).any():
+        order = np.argsort(keys, kind="stable")
+        keys, times = keys[order], times[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    terms = keys[starts].tolist()
+    raw = _pack(file_id, times)
+    offsets = _bounds(np.diff(np.append(starts, len(keys))))
+    stored = dict(_read_terms(conn, table, lib_id, terms))
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {table} (lib_id, key, postings) VALUES (?, ?, ?)",
+        [(lib_id, key, stored.get(key, b"") + raw[a:b]) for key, a, b in zip(terms, offsets[:-1], offsets[1:])],
+    )
+
+
+def _remove_from_terms(conn: sqlite3.Connection, table: str, lib_id: int, file_id: int, terms: bytes) -> None:
+    """Drop one file's postings from the rows of ``terms`` (its distinct keys); rows left empty go."""
+    rows = _read_terms(conn, table, lib_id, np.frombuffer(terms, dtype="<u4").tolist())
+    if not rows:
+        return
+    keys, blobs = zip(*rows)
+    counts, postings = _unpack(blobs)
+    keep = postings["no"] != file_id
+    left = np.bincount(np.repeat(np.arange(len(keys)), counts)[keep], minlength=len(keys))
+    data = postings[keep].tobytes()
+    offsets = _bounds(left)
+    updates, deletes = [], []
+    for i, (key, before, after) in enumerate(zip(keys, counts.tolist(), left.tolist())):
+        if after == before:
+            continue
+        if after:
+            updates.append((data[offsets[i] : offsets[i + 1]], lib_id, key))
+        else:
+            deletes.append((lib_id, key))
+    conn.executemany(f"UPDATE {table} SET postings = ? WHERE lib_id = ? AND key = ?", updates)
+    conn.executemany(f"DELETE FROM {table} WHERE lib_id = ? AND key = ?", deletes)
+
+
+#: A version 3 posting row as the migration reads it: (lib_id << 32 | key, file id, time).
+_OLD_ROW = np.dtype([("term", "<i8"), ("no", "<i8"), ("t", "<f8")])
+
+
+def _insert_packed(conn: sqlite3.Connection, table: str, block: np.ndarray) -> None:
+    """Insert whole terms of old posting rows (sorted by term, file, time) as packed rows."""
+    if not len(block):
+        return
+    term, no, t = block["term"], block["no"], block["t"].astype(np.float32)
+    if int(no.min()) < 0 or int(no.max()) > _UINT32_MAX:
+        raise LibraryError(INTERNAL, "library database error: a file id does not fit 32 bits")
+    new_term = np.concatenate([[True], term[1:] != term[:-1]])
+    # the old primary key made (file, time) unique per term; times are stored as float32 now
+    keep = new_term | np.concatenate([[True], (no[1:] != no[:-1]) | (t[1:] != t[:-1])])
+    term, no, t, new_term = term[keep], no[keep], t[keep], new_term[keep]
+    starts = np.flatnonzero(new_term)
+    raw = _pack(no, t)
+    offsets = _bounds(np.diff(np.append(starts, len(term))))
+    heads = term[starts]
+    conn.executemany(
+        f"INSERT INTO {table} (lib_id, key, postings) VALUES (?, ?, ?)",
+        [
+            (lib_id, key, raw[a:b])
+            for lib_id, key, a, b in zip(
+                (heads >> 32).tolist(), (heads & _UINT32_MAX).tolist(), offsets[:-1], offsets[1:]
+            )
+        ],
+    )
+
+
+def _pack_postings_v4(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: one row per posting becomes one packed row per term.
+
+    Streams the old rows in key order, ``MIGRATION_BLOCK`` at a time (a term
+    cut by a block boundary is carried into the next), then drops the old
+    tables.  Runs in the caller's transaction: all or nothing.
+    """
+    for statement in _INDEX_TABLES:
+        conn.execute(statement)
+    for kind, table in _INDEX.items():
+        old = f"{kind}_postings"
+        cur = conn.execute(
+            f"SELECT lib_id * 4294967296 + key, file_id, t FROM {old} ORDER BY lib_id, key, file_id, t"
+        )
+        carry = np.zeros(0, _OLD_ROW)
+        while True:
+            rows = cur.fetchmany(MIGRATION_BLOCK)
+            block = np.fromiter(rows, dtype=_OLD_ROW, count=len(rows))
+            if len(carry):
+                block = np.concatenate([carry, block])
+            if not rows:
+                _insert_packed(conn, table, block)
+                break
+            cut = int(np.searchsorted(block["term"], block["term"][-1], side="left"))
+            carry = block[cut:]
+            _insert_packed(conn, table, block[:cut])
+        cur.close()
+        conn.execute(f"DROP TABLE {old}")
+
+
+#: version -> what brings a database from that version to the next: SQL
+#: statements, or a function run on the connection (same transaction).
+_MIGRATIONS: dict[int, list[str] | Callable[[sqlite3.Connection], None]] = {
+    1: ["ALTER TABLE libraries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0", _LEASES],
+    2: _JOBS,
+    3: _pack_postings_v4,
+}
+
+
 class SQLiteStore(SQLiteImportRecords, LibraryLocks):
     """:class:`~mediadna.store.base.LibraryStore` on one SQLite database file.
 
@@ -198,7 +356,9 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
             raise LibraryError(INVALID_ARGUMENT, f"cannot open library database {self.path}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only on a new, empty file
             conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
@@ -254,8 +414,12 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
                 )
             else:
                 while version < SCHEMA_VERSION:
-                    for statement in _MIGRATIONS[version]:
-                        conn.execute(statement)
+                    step = _MIGRATIONS[version]
+                    if callable(step):
+                        step(conn)
+                    else:
+                        for statement in step:
+                            conn.execute(statement)
                     version += 1
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -268,12 +432,8 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
 
     @staticmethod
     def _delete_file_rows(conn: sqlite3.Connection, lib_id: int, file_id: int, visual: bytes, audio: bytes) -> None:
-        for table, terms in (("visual_postings", visual), ("audio_postings", audio)):
-            keys = np.frombuffer(terms, dtype="<u4").tolist()
-            conn.executemany(
-                f"DELETE FROM {table} WHERE lib_id = ? AND key = ? AND file_id = ?",
-                zip(repeat(lib_id), keys, repeat(file_id)),
-            )
+        for table, terms in ((_INDEX["visual"], visual), (_INDEX["audio"], audio)):
+            _remove_from_terms(conn, table, lib_id, file_id, terms)
         conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
         conn.execute("UPDATE libraries SET revision = revision + 1 WHERE id = ?", (lib_id,))
 
@@ -315,7 +475,7 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
     def delete_library(self, name: str) -> None:
         with self._tx(write=True) as conn:
             lib_id = self._lib_id(conn, name)
-            for table in _POSTINGS.values():
+            for table in _INDEX.values():
                 conn.execute(f"DELETE FROM {table} WHERE lib_id = ?", (lib_id,))
             conn.execute("DELETE FROM files WHERE lib_id = ?", (lib_id,))
             conn.execute("DELETE FROM leases WHERE lib_id = ?", (lib_id,))
@@ -368,12 +528,11 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
                 ),
             )
             file_id = cur.lastrowid
+            if not 0 <= file_id <= _UINT32_MAX:  # postings store file ids as uint32
+                raise LibraryError(INTERNAL, f"library database error: file id {file_id} does not fit 32 bits")
             conn.execute("UPDATE libraries SET revision = revision + 1 WHERE id = ?", (lib_id,))
-            for kind, (keys, times) in tracks.items():
-                conn.executemany(
-                    f"INSERT INTO {_POSTINGS[kind]} (lib_id, key, file_id, t) VALUES (?, ?, ?, ?)",
-                    zip(repeat(lib_id), keys.tolist(), repeat(file_id), times.tolist()),
-                )
+            for kind, (keys, times) in tracks.items():  # visual first: the contract tests break audio writes
+                _add_to_terms(conn, _INDEX[kind], lib_id, file_id, keys, times)
 
     def get_file(self, library: str, primary_key: str) -> FileRecord:
         validate_primary_key(primary_key)
@@ -442,23 +601,19 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
     # -- inverted index --------------------------------------------------------
     def _lookup(self, kind: str, library: str, keys: np.ndarray) -> Hits:
         wanted = lookup_keys(keys).tolist()
-        table = _POSTINGS[kind]
-        marks = ", ".join("?" * CHUNK)
         with self._tx() as conn:
             lib_id = self._lib_id(conn, library)
-            rows: list[tuple] = []
-            for chunk in _chunks(wanted):
-                rows += conn.execute(
-                    f"SELECT key, file_id, t FROM {table} WHERE lib_id = ? AND key IN ({marks})", [lib_id, *chunk]
-                ).fetchall()
+            rows = _read_terms(conn, _INDEX[kind], lib_id, wanted)
             if not rows:
                 return Hits.empty()
-            found = np.array(rows, dtype=np.float64).reshape(-1, 3)
-            file_ids = found[:, 1].astype(np.int64)
+            found, blobs = zip(*rows)
+            counts, postings = _unpack(blobs)
+            file_ids = postings["no"].astype(np.int64)
             names: dict[int, str] = {}
-            for chunk in _chunks(np.unique(file_ids).tolist()):
-                names.update(conn.execute(f"SELECT id, primary_key FROM files WHERE id IN ({marks})", chunk))
-        return build_hits(found[:, 0].astype(np.uint32), file_ids, found[:, 2], names)
+            for chunk in _chunks(_distinct(file_ids).tolist()):
+                names.update(conn.execute(f"SELECT id, primary_key FROM files WHERE id IN ({_MARKS})", chunk))
+        keys_out = np.repeat(np.array(found, dtype=np.uint32), counts)
+        return build_hits(keys_out, file_ids, postings["t"], names)
 
     def lookup_visual(self, library: str, keys: np.ndarray) -> Hits:
         return self._lookup("visual", library, keys)
