@@ -12,14 +12,10 @@ import pytest
 
 from mediadna.errors import LIBRARY_NOT_FOUND, LibraryError
 from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
-from mediadna.store import FileRecord, LibraryStore, Postings, SQLiteStore
+from mediadna.store import FileRecord, LibraryStore, Postings
 
 STORES = [
-    pytest.param(
-        "sqlite",
-        marks=pytest.mark.skipif(not hasattr(SQLiteStore, "load_fingerprints"),
-                                 reason="SQLiteStore.load_fingerprints is being added separately"),
-    ),
+    "sqlite",
     "memory",
     "moto",
     "dynalite",

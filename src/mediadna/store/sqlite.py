@@ -598,6 +598,19 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
             raise LibraryError(FILE_NOT_FOUND, f"file {primary_key!r} not found in library {library!r}")
         return Fingerprint.from_bytes(row[0])
 
+    def load_fingerprints(self, library: str, primary_keys: Sequence[str]) -> dict[str, Fingerprint]:
+        wanted = [pk for pk in dict.fromkeys(primary_keys) if isinstance(pk, str)]
+        rows: list[tuple] = []
+        marks = ", ".join("?" * CHUNK)
+        with self._tx() as conn:
+            lib_id = self._lib_id(conn, library)
+            for chunk in _chunks(wanted):
+                rows += conn.execute(
+                    f"SELECT primary_key, fingerprint FROM files WHERE lib_id = ? AND primary_key IN ({marks})",
+                    [lib_id, *chunk],
+                ).fetchall()
+        return {pk: Fingerprint.from_bytes(blob) for pk, blob in dict(rows).items()}
+
     # -- inverted index --------------------------------------------------------
     def _lookup(self, kind: str, library: str, keys: np.ndarray) -> Hits:
         wanted = lookup_keys(keys).tolist()
