@@ -1,0 +1,69 @@
+"""What a query costs against DynamoDB: a bounded number of batched requests, however long the query."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mediadna import audio as A
+from mediadna import match as M
+from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
+from mediadna.pipeline import commit, find_matches
+
+LIB = "cost"
+FPS = 5.0
+HOP_S = A.HOP / 8000.0
+PARAMS = {"sample_fps": FPS, "audio_rate": 8000}
+#: BatchGetItem takes 100 keys: the lookup budget's requests, plus the library
+#: reads, the SHA-256 query, the directory and one batched fingerprint read.
+MAX_REQUESTS = (M.VISUAL_LOOKUP_KEYS + M.AUDIO_LOOKUP_KEYS) // 100 + 12
+
+
+def peaks(rng, seconds: float):
+    n = int(seconds * 40)
+    key = np.unique(rng.integers(0, int(seconds / HOP_S), n) * 1000 + rng.integers(A.MIN_BIN, A.MAX_BIN + 1, n))
+    return (key // 1000).astype(np.uint32), (key % 1000).astype(np.uint16)
+
+
+def clip(rng, seconds: float) -> Fingerprint:
+    n = int(seconds * FPS)
+    h, f = (rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True) for _ in range(2))
+    visual = VisualTrack(np.arange(n) / FPS, h, f, np.zeros(n, np.uint8))
+    return Fingerprint(seconds, "", "video", dict(PARAMS), visual, AudioTrack(*peaks(rng, seconds)))
+
+
+def with_copy(rng, ref: Fingerprint, r0: float, r1: float, q0: float, seconds: float) -> Fingerprint:
+    """``seconds`` of unrelated picture and sound with ref's [r0, r1) at q0."""
+    q = clip(rng, seconds)
+    a, b, at = int(r0 * FPS), int(r1 * FPS), int(q0 * FPS)
+    hv, fv = q.visual.hashes.copy(), q.visual.flipped.copy()
+    hv[at : at + b - a], fv[at : at + b - a] = ref.visual.hashes[a:b], ref.visual.flipped[a:b]
+    lo, hi, sh = int(round(r0 / HOP_S)), int(round(r1 / HOP_S)), int(round(q0 / HOP_S))
+    m = (ref.audio.frames >= lo) & (ref.audio.frames < hi)
+    keep = (q.audio.frames < sh) | (q.audio.frames >= sh + hi - lo)
+    fr = np.concatenate([q.audio.frames[keep].astype(np.int64), ref.audio.frames[m].astype(np.int64) - lo + sh])
+    bi = np.concatenate([q.audio.bins[keep], ref.audio.bins[m]])
+    o = np.lexsort((bi, fr))
+    return Fingerprint(seconds, "", "video", dict(PARAMS), VisualTrack(q.visual.times, hv, fv, q.visual.flags),
+                       AudioTrack(fr[o], bi[o]))
+
+
+def test_a_60s_query_costs_a_few_dozen_requests(open_dynamodb):
+    rng = np.random.default_rng(7)
+    store = open_dynamodb()
+    store.create_library(LIB)
+    refs = {f"r{k}": clip(rng, 120.0) for k in range(5)}
+    for key, fp in refs.items():
+        assert commit(store, LIB, fp, key, "onlysave", False)
+    copy = with_copy(rng, refs["r2"], 30.0, 70.0, 10.0, 60.0)
+    unrelated = clip(rng, 60.0)
+    for query, expect in ((copy, ["r2"]), (unrelated, [])):
+        store = open_dynamodb()  # a fresh worker: nothing cached
+        store.stats.reset()
+        found = find_matches(store, LIB, query)
+        assert [m.primary_key for m in found] == expect
+        assert store.stats.total <= MAX_REQUESTS, store.stats.to_dict()
+        batch = store.stats.requests["BatchGetItem"]
+        assert batch <= (M.VISUAL_LOOKUP_KEYS + M.AUDIO_LOOKUP_KEYS) // 100 + 4, store.stats.to_dict()
+    (m,) = find_matches(store, LIB, copy)
+    (seg,) = m.segments
+    assert m.modality == "audiovisual" and abs(seg.query_start - 10.0) < 1.0 and abs(seg.reference_start - 30.0) < 1.0
