@@ -4,7 +4,7 @@
    size): the query's visual band terms (frames thinned evenly to at most
    VISUAL_LOOKUP_KEYS) and a fixed sample of its unit-scale landmark keys
    (AUDIO_LOOKUP_KEYS) are looked up once each.  Every hit votes for
-   (reference, time offset) -- audio hits at five speeds, so tempo-changed
+   (reference, time offset) -- audio hits at three speeds, so tempo-changed
    copies stand out too.  References whose best offset beats their own
    chance level are verified, with the offsets that voted.
 2. Verification, per candidate, from its stored fingerprint (one batched
@@ -596,9 +596,11 @@ AUDIO_LOOKUP_KEYS = 1500
 VISUAL_LOOKUP_KEYS = 1200
 #: Only the unit-scale landmarks are looked up; their hits vote for a line at
 #: each of these speeds (a tempo change keeps the short landmarks' hashes,
-#: only their times drift), so a sped-up copy is a candidate too.
-CANDIDATE_SPEEDS = (0.90, 0.95, 1.00, 1.05, 1.10)
-#: Offset bin of audio candidate votes (s): half the speed grid's drift over a minute.
+#: only their times drift), so a sped-up copy is a candidate too.  Every
+#: speed in 0.90-1.10 is within 3.5 % of one of them: at most 2.1 s of drift
+#: over a 60 s query, inside a line's +-1 bin.
+CANDIDATE_SPEEDS = (0.93, 1.00, 1.07)
+#: Offset bin of audio candidate votes (s).
 CANDIDATE_BIN = 2.0
 #: An audio candidate needs this many hits on one line (+-1 bin) ...
 MIN_AUDIO_VOTES = 5
@@ -607,6 +609,14 @@ MIN_AUDIO_VOTES = 5
 #: reach mu + AUDIO_VOTE_SIGMAS * sqrt(mu) + MIN_AUDIO_VOTES (long files and
 #: landmark-dense ones collect many chance hits; a copy's line stands out).
 AUDIO_VOTE_SIGMAS = 3.0
+#: When at least this many files have a line over the floor, their best
+#: votes show the library's own chance level (a big library of similar
+#: content -- one broadcaster's footage, one genre's music -- lines up by
+#: chance far more than random hashes would) ...
+CHANCE_MIN_FILES = 50
+#: ... and a candidate must beat their median by this many (MAD-estimated)
+#: standard deviations.  Smaller libraries verify every file over the floor.
+CHANCE_SIGMAS = 6.0
 #: At most this many files of each kind are verified per query.
 MAX_AUDIO_CANDIDATES = 8
 #: References longer than this are verified only around the offsets that
@@ -647,32 +657,67 @@ def _expand(wanted: np.ndarray, hits, order: np.ndarray | None = None) -> tuple[
     return q, order[pos]
 
 
-def _best_cells(code: np.ndarray, cell: np.ndarray, unit: np.ndarray | None = None) -> dict[int, list[tuple[int, int]]]:
-    """Per file code: [(cell, votes)] best first, votes pooled over cell +- 1.
+class _Lines:
+    """Votes of hits for (file code, offset cell) lines, pooled over cell +- 1.
 
-    ``unit`` (same length) makes repeated (code, cell, unit) entries vote once.
+    ``unit`` (same length as ``code``) makes repeated (code, cell, unit)
+    entries vote once.  Vectorised (bincount over the dense cell space when it
+    is small enough): a 60 s query against a 1,000-hour library brings
+    millions of hits.
     """
-    if not len(code):
-        return {}
-    cell = cell - cell.min() + 1
-    span = int(cell.max()) + 2
-    key = code.astype(np.int64) * span + cell
-    if unit is not None:
-        key = np.unique(key * (int(unit.max()) + 1) + unit) // (int(unit.max()) + 1)
-    keys, counts = _sorted_counts(key)
-    pos = np.searchsorted(keys, keys - 1).clip(0, len(keys) - 1)
-    left = np.where(keys[pos] == keys - 1, counts[pos], 0)
-    pos = np.searchsorted(keys, keys + 1).clip(0, len(keys) - 1)
-    right = np.where(keys[pos] == keys + 1, counts[pos], 0)
-    pooled = counts + left + right
-    order = np.lexsort((keys, -pooled))
-    out: dict[int, list[tuple[int, int]]] = {}
-    for k in order:
-        c = int(keys[k] // span)
-        lst = out.setdefault(c, [])
-        if len(lst) < MAX_WINDOWS and all(abs(int(keys[k] % span) - x) > 2 for x, _ in lst):
-            lst.append((int(keys[k] % span), int(pooled[k])))
-    return out
+
+    def __init__(self, code: np.ndarray, cell: np.ndarray, unit: np.ndarray | None = None):
+        self.origin = int(cell.min()) - 1
+        cell = cell - self.origin
+        self.span = span = int(cell.max()) + 2
+        key = code.astype(np.int64) * span + cell
+        if unit is not None:
+            u = int(unit.max()) + 1
+            key = np.unique(key * u + unit) // u
+        size = int(key.max()) + 2
+        if size <= 8 * len(key) + (1 << 22):
+            cnt = np.bincount(key, minlength=size)
+            pooled = cnt.copy()
+            pooled[1:] += cnt[:-1]
+            pooled[:-1] += cnt[1:]
+            self.keys = np.flatnonzero(cnt)
+            self.pooled = pooled[self.keys]
+        else:
+            self.keys, counts = _sorted_counts(key)
+            pos = np.searchsorted(self.keys, self.keys - 1).clip(0, len(self.keys) - 1)
+            left = np.where(self.keys[pos] == self.keys - 1, counts[pos], 0)
+            pos = np.searchsorted(self.keys, self.keys + 1).clip(0, len(self.keys) - 1)
+            right = np.where(self.keys[pos] == self.keys + 1, counts[pos], 0)
+            self.pooled = counts + left + right
+
+    def best(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, each code's best pooled votes)."""
+        codes = self.keys // self.span
+        if not len(codes):
+            return codes, self.pooled
+        starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
+        return codes[starts], np.maximum.reduceat(self.pooled, starts)
+
+    def offsets(self, code: int, floor: float) -> list[tuple[int, int]]:
+        """[(votes, cell)] of one code's lines with votes >= floor, best first, 3+ cells apart (at most MAX_WINDOWS)."""
+        lo, hi = np.searchsorted(self.keys, [code * self.span, (code + 1) * self.span])
+        votes, cells = self.pooled[lo:hi], self.keys[lo:hi] % self.span + self.origin
+        out: list[tuple[int, int]] = []
+        for k in np.lexsort((cells, -votes)):
+            if votes[k] < floor or len(out) >= MAX_WINDOWS:
+                break
+            if all(abs(int(cells[k]) - c) > 2 for _, c in out):
+                out.append((int(votes[k]), int(cells[k])))
+        return out
+
+
+def _chance_cut(scores: np.ndarray) -> float:
+    """The score a candidate must reach, given every file's best score (see CHANCE_MIN_FILES)."""
+    if len(scores) < CHANCE_MIN_FILES:
+        return -np.inf
+    med = float(np.median(scores))
+    sigma = 1.4826 * float(np.median(np.abs(scores - med)))
+    return med + CHANCE_SIGMAS * max(sigma, 1.0)
 
 
 class Candidates:
@@ -789,12 +834,14 @@ class Matcher:
             qi, hi = _expand(terms, hits)
             if len(qi):
                 off = hits.times[hi].astype(np.float64) - qtimes[qi]
-                cell = np.floor(off / VOTE_BIN).astype(np.int64)
-                lo = int(cell.min())
-                best = _best_cells(hits.codes[hi], cell - lo, units[qi])
-                ranked = sorted(((cells[0][1], c) for c, cells in best.items() if cells[0][1] >= MIN_VISUAL_VOTES), key=lambda x: (-x[0], hits.names[x[1]]))
-                for votes, c in ranked[:MAX_CANDIDATES]:
-                    out.visual[hits.names[c]] = [(x + lo - 1) * VOTE_BIN for x, v in best[c] if v >= MIN_VISUAL_VOTES]
+                lines = _Lines(hits.codes[hi], np.floor(off / VOTE_BIN).astype(np.int64), units[qi])
+                codes, best = lines.best()
+                ok = best >= MIN_VISUAL_VOTES
+                codes, best = codes[ok], best[ok]
+                ok = best >= _chance_cut(best.astype(np.float64))
+                ranked = sorted(zip(-best[ok], (hits.names[c] for c in codes[ok]), codes[ok]))
+                for _, name, c in ranked[:MAX_CANDIDATES]:
+                    out.visual[name] = [cell * VOTE_BIN for _, cell in lines.offsets(int(c), MIN_VISUAL_VOTES)]
         unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
         if unit:
             keys = _sample_keys(np.concatenate([v[2] for v in unit]), AUDIO_LOOKUP_KEYS)
@@ -807,13 +854,6 @@ class Matcher:
             if len(qi):
                 rt = hits.times[hi].astype(np.float64)
                 q = qt[qi]
-                codes, cells, speeds = [], [], []
-                for si, s in enumerate(CANDIDATE_SPEEDS):
-                    codes.append(hits.codes[hi] * len(CANDIDATE_SPEEDS) + si)
-                    cells.append(np.floor((rt - s * q) / CANDIDATE_BIN).astype(np.int64))
-                cell = np.concatenate(cells)
-                lo = int(cell.min())
-                best = _best_cells(np.concatenate(codes), cell - lo)
                 # each file's chance level: its hits over the offset bins they could fall in
                 fc = hits.codes[hi]
                 n = np.bincount(fc, minlength=len(hits.names))
@@ -822,15 +862,21 @@ class Matcher:
                 bins = (rmax + 1.1 * fp.duration) / CANDIDATE_BIN + 1.0
                 mu = 3.0 * n / bins
                 need = mu + AUDIO_VOTE_SIGMAS * np.sqrt(mu) + MIN_AUDIO_VOTES
-                per_file: dict[int, list[tuple[int, float]]] = {}
-                for cs, cells in best.items():
-                    c, si = divmod(cs, len(CANDIDATE_SPEEDS))
-                    per_file.setdefault(c, []).extend((v, (x + lo - 1) * CANDIDATE_BIN) for x, v in cells if v >= need[c])
-                ranked = sorted(((max(v for v, _ in lst) - need[c], c) for c, lst in per_file.items() if lst),
-                                key=lambda x: (-x[0], hits.names[x[1]]))
-                for _, c in ranked[:MAX_AUDIO_CANDIDATES]:
-                    lst = sorted(per_file[c], key=lambda x: -x[0])
-                    out.audio[hits.names[c]] = [o for _, o in lst[:MAX_WINDOWS]]
+                ns = len(CANDIDATE_SPEEDS)
+                code = (fc[None, :] * ns + np.arange(ns)[:, None]).ravel()
+                cell = np.floor((rt[None, :] - np.asarray(CANDIDATE_SPEEDS)[:, None] * q[None, :]) / CANDIDATE_BIN).astype(np.int64).ravel()
+                lines = _Lines(code, cell)
+                codes, best = lines.best()
+                files = codes // ns
+                file_best = np.full(len(hits.names), -np.inf)
+                np.maximum.at(file_best, files, best.astype(np.float64))
+                excess = file_best - need
+                cand = np.flatnonzero(excess >= 0)
+                cand = cand[excess[cand] >= _chance_cut(excess[cand])]
+                ranked = sorted(zip(-excess[cand], (hits.names[c] for c in cand), cand))
+                for _, name, c in ranked[:MAX_AUDIO_CANDIDATES]:
+                    lst = sorted((x for si in range(ns) for x in lines.offsets(int(c) * ns + si, need[c])), key=lambda x: -x[0])
+                    out.audio[name] = [cell * CANDIDATE_BIN for _, cell in lst[:MAX_WINDOWS]]
         return out
 
     # -- stage 2: verification -------------------------------------------------------
