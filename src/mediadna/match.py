@@ -34,7 +34,7 @@ import numpy as np
 from . import audio as A
 from . import index as I
 from .fingerprint import Fingerprint
-from .store.base import LibraryStore
+from .store.base import Hits, LibraryStore
 from .visual import hamming
 
 log = logging.getLogger(__name__)
@@ -778,16 +778,6 @@ def reference_landmarks(ref: Fingerprint, windows: list[tuple[float, float]] | N
     return h, (f * A.HOP / rate).astype(np.float32)
 
 
-class _RefHits:
-    """Hits-shaped view of several references' own landmarks (for :func:`_expand`)."""
-
-    def __init__(self, keys, codes, times, names):
-        self.keys, self.codes, self.times, self.names = keys, codes, times, names
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
 class Matcher:
     """Finds every library file a query fingerprint copies from.
 
@@ -844,10 +834,10 @@ class Matcher:
                     out.visual[name] = [cell * VOTE_BIN for _, cell in lines.offsets(int(c), MIN_VISUAL_VOTES)]
         unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
         if unit:
-            keys = _sample_keys(np.concatenate([v[2] for v in unit]), AUDIO_LOOKUP_KEYS)
-            hits = self.store.lookup_audio(library, keys)
             h = np.concatenate([v[2] for v in unit])
             qt = np.concatenate([v[3] for v in unit])
+            keys = _sample_keys(h, AUDIO_LOOKUP_KEYS)
+            hits = self.store.lookup_audio(library, keys)
             sel = np.isin(h, keys)
             h, qt = h[sel], qt[sel]
             qi, hi = _expand(h, hits)
@@ -886,7 +876,7 @@ class Matcher:
         parts = [reference_landmarks(refs[f], windows.get(f)) for f in names]
         if not variants or not parts:
             return {}
-        ref_hits = _RefHits(
+        ref_hits = Hits(
             np.concatenate([p[0] for p in parts]).astype(np.uint32),
             np.concatenate([np.full(len(p[0]), k, np.int64) for k, p in enumerate(parts)]),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
