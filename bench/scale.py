@@ -333,9 +333,11 @@ class TimedStore:
             if name.startswith("lookup_"):
                 keys = np.unique(np.asarray(args[1]))
                 c["keys"] += len(keys)
-                c["postings"] += len(out)
-                self.counts[name].append(_key_counts(keys, out))
-                self.keys[name].append(keys)
+                c["postings"] += len(out)  # decoded, within the lookup's posting budget
+                # the keys' whole posting lists (what the store seeks and reads), for the per-key figures
+                full = target(*args[:2]) if kwargs.get("max_postings") is not None else out
+                self.counts[name].append(_key_counts(keys, full))
+                self.keys[name].append((keys, kwargs))
             self.overhead_ms += (time.perf_counter() - t) * 1000 - dt * 1000
             return out
 
@@ -608,8 +610,8 @@ def _one_query(store, timed: TimedStore, name: str, path: Path, expect: str | No
         best = None
         for _ in range(3):
             t = time.perf_counter()
-            for keys in key_sets:
-                getattr(store, method)(LIBRARY, keys)
+            for keys, kwargs in key_sets:
+                getattr(store, method)(LIBRARY, keys, **kwargs)
             ms = (time.perf_counter() - t) * 1000
             best = ms if best is None else min(best, ms)
             if ms > 30_000:
@@ -633,6 +635,7 @@ def _one_query(store, timed: TimedStore, name: str, path: Path, expect: str | No
         "calls": calls,
         "keys_looked_up": sum(len(c) for v in counts.values() for c in v),
         "postings_scanned": int(sum(int(c.sum()) for v in counts.values() for c in v)),
+        "postings_decoded": int(sum(v.get("postings", 0) for k, v in calls.items() if k.startswith("lookup_"))),
         "postings_per_key": {k: _per_key(v) for k, v in counts.items()},
         "expected": expect,
         "dynamodb_paper": dynamo_estimate([c for v in counts.values() for c in v]),
@@ -792,7 +795,7 @@ def table(reports: list[dict]) -> str:
         lines.append(f"| {lib['hours']} | {lib['files']} ({b.get('files_synthetic')} synthetic) | {vp + ap:,} "
                      f"({vp:,} + {ap:,}) | {db} | {lib.get('db_mib_per_hour')} | {b.get('ingest_seconds', 0) / 60:.1f} |")
     lines += ["", "| hours | query | find_matches ms (first / median) | visual lookup ms | audio lookup ms | matcher ms "
-                  "| keys looked up | postings scanned | copy #1 | FP | DynamoDB on paper: requests / RCU |",
+                  "| keys looked up | postings read / voted on | copy #1 | FP | DynamoDB on paper: requests / RCU |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for rep in reports:
         for q in rep["queries"]:
@@ -806,7 +809,7 @@ def table(reports: list[dict]) -> str:
             lines.append(
                 f"| {rep['library']['hours']} | {q['query']} | {first} / {_ms(q['find_matches_median_ms'])} "
                 f"| {_ms(q['visual_lookup_ms'])} | {_ms(q['audio_lookup_ms'])} | {_ms(q['matcher_ms'])} "
-                f"| {q['keys_looked_up']:,} | {q['postings_scanned']:,} | {found} | {fp} "
+                f"| {q['keys_looked_up']:,} | {q['postings_scanned']:,} / {q.get('postings_decoded', q['postings_scanned']):,} | {found} | {fp} "
                 f"| {d['requests']} / {d['read_capacity_units']:,.0f} |")
     for rep in reports:
         ing = rep.get("dynamodb_paper_ingest")

@@ -201,42 +201,73 @@ def landmark_pairs(
     frames: np.ndarray, bins: np.ndarray, time_scale: float = 1.0, freq_scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`peaks2landmarks`, plus each landmark's anchor and target peak (indices into the given peaks)."""
+    return scaled_landmark_pairs(frames, bins, [(time_scale, freq_scale)])[0]
+
+
+def scaled_landmark_pairs(
+    frames: np.ndarray, bins: np.ndarray, scales: list[tuple[float, float]]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`landmark_pairs` of the same peaks under each ``(time_scale, freq_scale)``, in one pass.
+
+    The scaled copies are laid end to end in time, far enough apart that no
+    pair spans two of them, and paired together: the same answer as one call
+    per scale, without paying numpy's per-call cost ~30 times over (a query
+    is matched at every tempo/pitch scale).
+    """
     empty = (np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if len(frames) < 2:
-        return empty
-    tf = frames.astype(np.float64) * time_scale
-    ff = bins.astype(np.float64) * freq_scale
+    n = len(frames)
+    if n < 2 or not scales:
+        return [empty for _ in scales]
+    ts = np.repeat(np.array([s[0] for s in scales], np.float64), n)
+    fs = np.repeat(np.array([s[1] for s in scales], np.float64), n)
+    tf = np.tile(frames.astype(np.float64), len(scales)) * ts
+    ff = np.tile(bins.astype(np.float64), len(scales)) * fs
     ti = np.rint(tf).astype(np.int64)
     fi = np.rint(ff).astype(np.int64)
+    gap = int(ti.max()) + MAX_DT + 2  # scale k's frames start at k * gap
+    ti += np.repeat(np.arange(len(scales), dtype=np.int64) * gap, n)
     order = np.lexsort((fi, ti))
     ti, fi, tf = ti[order], fi[order], tf[order]
-    n = len(ti)
+    total = len(ti)
     hashes: list[np.ndarray] = []
     times: list[np.ndarray] = []
     anchors: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    counts = np.zeros(n, np.int64)
-    # Look ahead up to K peaks later; vectorised over anchors per lag.
+    counts = np.zeros(total, np.int64)
+    # Look ahead up to K peaks later; vectorised over anchors per lag.  An
+    # anchor drops out once it has FAN_OUT targets or its next peak is over
+    # MAX_DT away (peaks are in time order, so every later one is too).
     max_lag = 4 * FAN_OUT
+    active = np.flatnonzero((fi >= 0) & (fi < 256))
     for lag in range(1, max_lag + 1):
-        if lag >= n:
+        active = active[active + lag < total]
+        if not len(active):
             break
-        a = np.arange(n - lag)
+        a = active
         b = a + lag
         dt = ti[b] - ti[a]
         df = fi[b] - fi[a]
-        ok = (dt >= 1) & (dt <= MAX_DT) & (np.abs(df) <= MAX_DF) & (counts[a] < FAN_OUT)
-        ok &= (fi[a] >= 0) & (fi[a] < 256)
+        near = dt <= MAX_DT
+        ok = near & (dt >= 1) & (np.abs(df) <= MAX_DF)
         a, b = a[ok], b[ok]
         counts[a] += 1
+        active = active[near & (counts[active] < FAN_OUT)]
         h = ((fi[a] & 0xFF) << 12) | (((df[ok] + 32) & 0x3F) << 6) | (dt[ok] & 0x3F)
         hashes.append(h.astype(np.uint32))
         times.append(tf[a].astype(np.float32))
         anchors.append(order[a])
         targets.append(order[b])
     if not hashes:
-        return empty
-    return np.concatenate(hashes), np.concatenate(times), np.concatenate(anchors), np.concatenate(targets)
+        return [empty for _ in scales]
+    h, t, a, b = (np.concatenate(x) for x in (hashes, times, anchors, targets))
+    which = (a // n).astype(np.int16)  # the scale of each landmark (small ints: a radix sort)
+    by_scale = np.argsort(which, kind="stable")  # regrouped in their order of discovery
+    bounds = np.r_[0, np.cumsum(np.bincount(which, minlength=len(scales)))]
+    out = []
+    for k in range(len(scales)):
+        sel = by_scale[bounds[k] : bounds[k + 1]]
+        out.append((h[sel], t[sel], a[sel] - k * n, b[sel] - k * n))
+    return out
 
 
 def repeated(hashes: np.ndarray, duration: float) -> np.ndarray:

@@ -55,7 +55,7 @@ def fingerprint2postings(fp: Fingerprint) -> Postings:
     return Postings(vk, vt, ak, at)
 
 
-def audio_query_variants(fp: Fingerprint) -> list[tuple]:
+def audio_query_variants(fp: Fingerprint, unit_only: bool = False) -> list[tuple]:
     """[(time_scale, freq_scale, hashes, query times in seconds, anchor tracks, target tracks)] for a query.
 
     Query times are the query's own (unscaled) times; ``time_scale`` maps them
@@ -63,6 +63,7 @@ def audio_query_variants(fp: Fingerprint) -> list[tuple]:
     (its own and, for a short input, the sub-hop shifted ones) gives its own
     variants.  The tracks (:func:`mediadna.audio.peak_tracks`) of each
     landmark's two peaks let the matcher count independent evidence.
+    ``unit_only``: just the speed-1 variants (what the index is asked about).
     """
     if fp.audio is None or not len(fp.audio):
         return []
@@ -70,11 +71,12 @@ def audio_query_variants(fp: Fingerprint) -> list[tuple]:
     grids = [(0, fp.audio)] + [(o, t) for o, t in sorted(fp.shifted.items()) if o and len(t)]
     out = []
     combos = [(s, 1.0) for s in TEMPO_SCALES] + [(s, 1.0 / s) for s in RESAMPLE_SCALES]
+    if unit_only:
+        combos = [(1.0, 1.0)]
     for g, (offset, track) in enumerate(grids):
         # track ids distinct across grids (each grid has its own peaks)
         tracks = A.peak_tracks(track.frames, track.bins) + (g << 40)
-        for ts, fs in combos:
-            h, frames, a, b = A.landmark_pairs(track.frames, track.bins, time_scale=ts, freq_scale=fs)
+        for (ts, fs), (h, frames, a, b) in zip(combos, A.scaled_landmark_pairs(track.frames, track.bins, combos)):
             keep = ~A.repeated(h, fp.duration)
             h, frames, a, b = h[keep], frames[keep], a[keep], b[keep]
             out.append((ts, fs, h, ((frames / ts) * A.HOP + offset) / rate, tracks[a], tracks[b]))

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import audio as A
 from . import index as I
+from .arrays import distinct
 from .fingerprint import Fingerprint
 from .store.base import Hits, LibraryStore
 from .visual import hamming
@@ -204,7 +205,7 @@ def _peel_edges(times: np.ndarray, run: np.ndarray, edge: float) -> np.ndarray:
     Works on distinct times, so several hits at one lone anchor are peeled together.
     """
     t = times[run]
-    u = np.unique(t)
+    u = distinct(t)
     a, b = 0, len(u)
     while b - a >= 2 and u[a + 1] - u[a] > edge:
         a += 1
@@ -311,7 +312,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                 break
             # refine speed and offset by weighted least squares on the inliers
             # of the runs that can become segments (not on lone chance pairs)
-            qf0 = np.unique(ii[inl])
+            qf0 = distinct(ii[inl])
             good = [qf0[r] for r in _dense_runs(tq[qf0], fps) if len(r) >= MIN_VISUAL_INLIERS]
             if good:
                 inl &= np.isin(ii, np.concatenate(good))
@@ -327,7 +328,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                 offset = float(np.median(ys - speed * xs))
             resid = tr[jj] - (speed * tq[ii] + offset)
             inl = np.abs(resid) <= INLIER_TOL
-            qframes = np.unique(ii[inl])
+            qframes = distinct(ii[inl])
             used = np.isin(i, qframes) & alive
             found_any = False
             for run in _dense_runs(tq[qframes], fps):
@@ -395,7 +396,48 @@ def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.nda
         return (-1, 0, 0)
     o = o - o.min() + 1  # bins from 1; 0 and span - 1 are empty guards between variants
     span = int(o.max()) + 2
-    keys, counts = _sorted_counts(v * span + o)
+    base = int(ob[idx][keep].min())
+    if len(scales) * span <= DENSE_CELLS:
+        peak = _dense_peaks(len(scales), span, v * span + o)
+    else:
+        peak = _sparse_peaks(len(scales), span, v * span + o)
+    best = (-1, 0, 0)
+    for var in sorted(peak, key=lambda u: (abs(scales[u] - 1.0), u)):
+        k, votes = peak[var]
+        farther = best[0] >= 0 and abs(scales[var] - 1.0) > abs(scales[best[0]] - 1.0) + 1e-9
+        if votes > best[2] * (1.0 + SCALE_SWITCH_MARGIN if farther else 1.0):
+            best = (var, k + base, votes)
+    return best
+
+
+#: A (variant, offset bin) vote table up to this many cells is counted densely.
+DENSE_CELLS = 1 << 22
+
+
+def _dense_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tuple[int, int]]:
+    """{variant: (bin - 1, pooled votes)} of each variant's best bin (ties: the lowest) within
+    its lowest and highest voted bins; ``key = variant * span + bin``."""
+    cnt = np.bincount(key, minlength=n_variants * span).reshape(n_variants, span)
+    pooled = cnt.copy()
+    pooled[:, 1:] += cnt[:, :-1]
+    pooled[:, :-1] += cnt[:, 1:]
+    voted = cnt > 0
+    present = np.flatnonzero(voted.any(axis=1))
+    rows = voted[present]
+    lo = rows.argmax(axis=1)
+    hi = span - 1 - rows[:, ::-1].argmax(axis=1)
+    # outside [lo, hi] only the two bins next to it have votes (pooled from lo and hi)
+    p = pooled[present]
+    r = np.arange(len(present))
+    p[r, lo - 1] = -1
+    p[r, hi + 1] = -1
+    at = p.argmax(axis=1)
+    return {int(var): (int(b) - 1, int(p[r, b])) for r, (var, b) in enumerate(zip(present, at))}
+
+
+def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tuple[int, int]]:
+    """:func:`_dense_peaks` by sorting, for vote tables too large to hold densely."""
+    keys, counts = _sorted_counts(key)
 
     def count(k: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(keys, k).clip(0, len(keys) - 1)
@@ -403,8 +445,8 @@ def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.nda
 
     # candidate bins: every bin between a variant's lowest and highest one
     kv = keys // span
-    lo = np.full(len(scales), np.iinfo(np.int64).max)
-    hi = np.full(len(scales), -1)
+    lo = np.full(n_variants, np.iinfo(np.int64).max)
+    hi = np.full(n_variants, -1)
     np.minimum.at(lo, kv, keys)
     np.maximum.at(hi, kv, keys)
     cand = _sorted_counts(np.concatenate([keys - 1, keys, keys + 1]))[0]
@@ -414,15 +456,7 @@ def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.nda
     pooled = count(cand - 1) + count(cand) + count(cand + 1)
     order = np.lexsort((cand, -pooled, cv))  # per variant: most votes, then lowest bin
     first = order[np.r_[True, cv[order][1:] != cv[order][:-1]]]
-    peak = {int(cv[i]): (int(cand[i] % span) - 1, int(pooled[i])) for i in first}
-    base = int(ob[idx][keep].min())
-    best = (-1, 0, 0)
-    for var in sorted(peak, key=lambda u: (abs(scales[u] - 1.0), u)):
-        k, votes = peak[var]
-        farther = best[0] >= 0 and abs(scales[var] - 1.0) > abs(scales[best[0]] - 1.0) + 1e-9
-        if votes > best[2] * (1.0 + SCALE_SWITCH_MARGIN if farther else 1.0):
-            best = (var, k + base, votes)
-    return best
+    return {int(cv[i]): (int(cand[i] % span) - 1, int(pooled[i])) for i in first}
 
 
 def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> dict[str, list[Segment]]:
@@ -437,7 +471,7 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
     """
     out: dict[str, list[Segment]] = {}
     scales = np.array([v[0] for v in variants], np.float64)
-    anchor_times = [np.unique(np.round(v[3], 3)) for v in variants]
+    anchor_times = [distinct(np.round(v[3], 3)) for v in variants]
     for fkey, hit in hits_by_file.items():
         vi, tq, trf = hit[:3]
         at, tt = hit[3:5] if len(hit) > 3 else (np.round(tq, 3),) * 2
@@ -462,11 +496,11 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
             anchors = anchor_times[v]
             for run in _runs(tq[sel], AUDIO_GAP):
                 ridx = sel[_peel_edges(tq[sel], run, AUDIO_EDGE_GAP)]
-                n_anchor = len(np.unique(np.round(tq[ridx], 3)))
+                n_anchor = len(distinct(np.round(tq[ridx], 3)))
                 if n_anchor < MIN_AUDIO_MATCHES:
                     continue
                 # independent events: distinct tracks among the anchors and among the targets
-                n = min(len(np.unique(at[ridx])), len(np.unique(tt[ridx])))
+                n = min(len(distinct(at[ridx])), len(distinct(tt[ridx])))
                 qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
                 in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
                 ratio = n_anchor / max(in_span, 1)
@@ -594,6 +628,14 @@ AUDIO_LOOKUP_KEYS = 1500
 #: Visual band terms looked up, at most (frames are thinned evenly beyond it:
 #: a 60 s query keeps 2.5 frames/s, both orientations).
 VISUAL_LOOKUP_KEYS = 1200
+#: Postings a lookup reads, at most, per kind: the store takes the rarest keys
+#: first (mediadna.store.base.within_budget).  A library of a few hundred
+#: hours never reaches it; at 1,000 hours a 60 s query's 1,500 landmark keys
+#: hold ~1.5 M postings (the frequent ones -- low notes, short gaps -- hold
+#: most), and the rarest half of them still gives a copy dozens of aligned
+#: hits while the vote stays a few milliseconds.
+VISUAL_LOOKUP_POSTINGS = 100_000
+AUDIO_LOOKUP_POSTINGS = 100_000
 #: Only the unit-scale landmarks are looked up; their hits vote for a line at
 #: each of these speeds (a tempo change keeps the short landmarks' hashes,
 #: only their times drift), so a sped-up copy is a candidate too.  Every
@@ -631,11 +673,16 @@ MAX_WINDOWS = 4
 def _sample_keys(keys: np.ndarray, budget: int) -> np.ndarray:
     """At most ``budget`` of the distinct ``keys``: those with the lowest
     multiplicative hash, so every query samples the same part of key space."""
-    keys = np.unique(keys)
+    keys = distinct(keys)
     if len(keys) <= budget:
         return keys
     mixed = (keys.astype(np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
     return np.sort(keys[np.argpartition(mixed, budget - 1)[:budget]])
+
+
+#: Key spaces up to this size are joined through a table per key value (20-bit
+#: landmark hashes, 18-bit band terms), not a binary search per key.
+EXPAND_DENSE_KEYS = 1 << 22
 
 
 def _expand(wanted: np.ndarray, hits, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -647,8 +694,16 @@ def _expand(wanted: np.ndarray, hits, order: np.ndarray | None = None) -> tuple[
     if order is None:
         order = np.argsort(hits.keys, kind="stable")
     sk = hits.keys[order]
-    lo = np.searchsorted(sk, wanted, "left")
-    cnt = np.searchsorted(sk, wanted, "right") - lo
+    top = int(sk[-1]) + 1
+    if top <= EXPAND_DENSE_KEYS:  # landmark hashes and band terms: a table per key value
+        per_key = np.bincount(sk, minlength=top)
+        first = np.concatenate([[0], np.cumsum(per_key)])
+        w = np.minimum(wanted, top).astype(np.int64)  # keys beyond the largest hit: none
+        lo = first[w]
+        cnt = np.where(wanted < top, first[np.minimum(w + 1, top)] - lo, 0)
+    else:
+        lo = np.searchsorted(sk, wanted, "left")
+        cnt = np.searchsorted(sk, wanted, "right") - lo
     total = int(cnt.sum())
     if not total:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -661,34 +716,27 @@ class _Lines:
     """Votes of hits for (file code, offset cell) lines, pooled over cell +- 1.
 
     ``unit`` (same length as ``code``) makes repeated (code, cell, unit)
-    entries vote once.  Vectorised (bincount over the dense cell space when it
-    is small enough): a 60 s query against a 1,000-hour library brings
-    millions of hits.
+    entries vote once.  Vectorised (one sort): a 60 s query against a
+    1,000-hour library brings hundreds of thousands of hits.
     """
 
     def __init__(self, code: np.ndarray, cell: np.ndarray, unit: np.ndarray | None = None):
         self.origin = int(cell.min()) - 1
         cell = cell - self.origin
-        self.span = span = int(cell.max()) + 2
+        self.span = span = int(cell.max()) + 2  # cells 1 .. span - 2: a line's neighbours never cross files
         key = code.astype(np.int64) * span + cell
         if unit is not None:
             u = int(unit.max()) + 1
-            key = np.unique(key * u + unit) // u
-        size = int(key.max()) + 2
-        if size <= 8 * len(key) + (1 << 22):
-            cnt = np.bincount(key, minlength=size)
-            pooled = cnt.copy()
-            pooled[1:] += cnt[:-1]
-            pooled[:-1] += cnt[1:]
-            self.keys = np.flatnonzero(cnt)
-            self.pooled = pooled[self.keys]
+            key = distinct(key * u + unit) // u
         else:
-            self.keys, counts = _sorted_counts(key)
-            pos = np.searchsorted(self.keys, self.keys - 1).clip(0, len(self.keys) - 1)
-            left = np.where(self.keys[pos] == self.keys - 1, counts[pos], 0)
-            pos = np.searchsorted(self.keys, self.keys + 1).clip(0, len(self.keys) - 1)
-            right = np.where(self.keys[pos] == self.keys + 1, counts[pos], 0)
-            self.pooled = counts + left + right
+            key = np.sort(key)
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        self.keys = key[starts]
+        counts = np.diff(np.r_[starts, len(key)])
+        self.pooled = counts.copy()
+        adjacent = self.keys[1:] == self.keys[:-1] + 1
+        self.pooled[1:] += np.where(adjacent, counts[:-1], 0)
+        self.pooled[:-1] += np.where(adjacent, counts[1:], 0)
 
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """(codes, each code's best pooled votes)."""
@@ -718,6 +766,16 @@ def _chance_cut(scores: np.ndarray) -> float:
     med = float(np.median(scores))
     sigma = 1.4826 * float(np.median(np.abs(scores - med)))
     return med + CHANCE_SIGMAS * max(sigma, 1.0)
+
+
+@dataclass
+class Lookups:
+    """What stage 1 read: (query terms, query times, vote units, hits) for
+    the picture and (landmark keys, query times, hits) for the sound; None
+    when the query has no such track."""
+
+    visual: tuple | None
+    audio: tuple | None
 
 
 class Candidates:
@@ -805,7 +863,7 @@ class Matcher:
                 groups.append((I.hashes2terms(hashes), v.times[inf].astype(np.float64)))
         if not groups:
             return np.zeros(0, np.uint32), np.zeros(0), np.zeros(0, np.int64)
-        n_terms = len(np.unique(np.concatenate([g[0].ravel() for g in groups])))
+        n_terms = len(distinct(np.concatenate([g[0].ravel() for g in groups])))
         stride = max(1, int(np.ceil(n_terms / VISUAL_LOOKUP_KEYS)))
         terms, times, units = [], [], []
         for g, (t, tt) in enumerate(groups):
@@ -816,11 +874,32 @@ class Matcher:
             units.append(np.repeat(g * 1_000_000 + np.arange(len(tt)), t.shape[1]))
         return np.concatenate(terms), np.concatenate(times), np.concatenate(units)
 
-    def candidates(self, library: str, fp: Fingerprint, variants: list) -> Candidates:
-        out = Candidates()
+    def lookups(self, library: str, fp: Fingerprint, variants: list | None = None) -> "Lookups":
+        """Stage 1's index reads: one visual and one audio lookup, each within its budget
+        (``variants``: the query's :func:`mediadna.index.audio_query_variants`, if made)."""
         terms, qtimes, units = self.visual_terms(fp)
+        visual = None
         if len(terms):
-            hits = self.store.lookup_visual(library, np.unique(terms))
+            visual = (terms, qtimes, units, self.store.lookup_visual(library, distinct(terms), max_postings=VISUAL_LOOKUP_POSTINGS))
+        audio = None
+        if variants is None:
+            unit = I.audio_query_variants(fp, unit_only=True)
+        else:
+            unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
+        if unit:
+            h = np.concatenate([v[2] for v in unit])
+            qt = np.concatenate([v[3] for v in unit])
+            keys = _sample_keys(h, AUDIO_LOOKUP_KEYS)
+            sel = np.isin(h, keys)
+            audio = (h[sel], qt[sel], self.store.lookup_audio(library, keys, max_postings=AUDIO_LOOKUP_POSTINGS))
+        return Lookups(visual, audio)
+
+    def candidates(self, library: str, fp: Fingerprint, looked: "Lookups | None" = None) -> Candidates:
+        """Files worth verifying, from the index (``looked``: :meth:`lookups` already made)."""
+        looked = looked if looked is not None else self.lookups(library, fp)
+        out = Candidates()
+        if looked.visual is not None:
+            terms, qtimes, units, hits = looked.visual
             qi, hi = _expand(terms, hits)
             if len(qi):
                 off = hits.times[hi].astype(np.float64) - qtimes[qi]
@@ -832,14 +911,8 @@ class Matcher:
                 ranked = sorted(zip(-best[ok], (hits.names[c] for c in codes[ok]), codes[ok]))
                 for _, name, c in ranked[:MAX_CANDIDATES]:
                     out.visual[name] = [cell * VOTE_BIN for _, cell in lines.offsets(int(c), MIN_VISUAL_VOTES)]
-        unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
-        if unit:
-            h = np.concatenate([v[2] for v in unit])
-            qt = np.concatenate([v[3] for v in unit])
-            keys = _sample_keys(h, AUDIO_LOOKUP_KEYS)
-            hits = self.store.lookup_audio(library, keys)
-            sel = np.isin(h, keys)
-            h, qt = h[sel], qt[sel]
+        if looked.audio is not None:
+            h, qt, hits = looked.audio
             qi, hi = _expand(h, hits)
             if len(qi):
                 rt = hits.times[hi].astype(np.float64)
@@ -882,17 +955,16 @@ class Matcher:
             np.concatenate([p[1] for p in parts]).astype(np.float32),
             np.array(names, dtype=object),
         )
-        cols: list[list[np.ndarray]] = [[] for _ in range(5)]  # variant, query time, tracks x2, ref posting
-        by_key = np.argsort(ref_hits.keys, kind="stable")
-        for vi, (_, _, h, qt, a_track, t_track) in enumerate(variants):
-            q_idx, pos = _expand(h, ref_hits, by_key)
-            if not len(q_idx):
-                continue
-            for col, arr in zip(cols, (np.full(len(q_idx), vi), qt[q_idx], a_track[q_idx], t_track[q_idx], pos)):
-                col.append(arr)
-        if not cols[0]:
+        # every variant's landmarks at once, in variant order
+        h = np.concatenate([v[2] for v in variants])
+        q_idx, p_all = _expand(h, ref_hits)
+        if not len(q_idx):
             return {}
-        v_all, q_all, a_all, t_all, p_all = (np.concatenate(c) for c in cols)
+        sizes = [len(v[2]) for v in variants]
+        v_all = np.repeat(np.arange(len(variants)), sizes)[q_idx]
+        q_all = np.concatenate([v[3] for v in variants])[q_idx]
+        a_all = np.concatenate([v[4] for v in variants])[q_idx]
+        t_all = np.concatenate([v[5] for v in variants])[q_idx]
         code = ref_hits.codes[p_all]
         order = np.argsort(code, kind="stable")  # by file, variants in order within each
         bounds = np.r_[0, np.cumsum(np.bincount(code, minlength=len(names)))]
@@ -906,7 +978,7 @@ class Matcher:
     def match(self, library: str, fp: Fingerprint, exclude: set[str] | None = None) -> list[Match]:
         exclude = exclude or set()
         variants = I.audio_query_variants(fp)
-        cands = self.candidates(library, fp, variants)
+        cands = self.candidates(library, fp, self.lookups(library, fp, variants))
         files = [f for f in cands.files() if f not in exclude]
         if not files:
             return []

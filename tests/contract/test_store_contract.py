@@ -541,7 +541,21 @@ posting_lists = st.lists(
 )
 
 
-def check_lookup_equals_brute_force(store: LibraryStore, visual, audio, query) -> None:
+def budgeted(expected: list[tuple[int, str, float]], budget: int) -> list[tuple[int, str, float]]:
+    """The brute-force answer of a lookup with a posting budget: rarest keys first (ties: smaller key), whole."""
+    counts: dict[int, int] = {}
+    for k, _, _ in expected:
+        counts[k] = counts.get(k, 0) + 1
+    kept, total = set(), 0
+    for k in sorted(counts, key=lambda k: (counts[k], k)):
+        if total + counts[k] > budget:
+            break
+        kept.add(k)
+        total += counts[k]
+    return [e for e in expected if e[0] in kept]
+
+
+def check_lookup_equals_brute_force(store: LibraryStore, visual, audio, query, budget: int = 0) -> None:
     store.create_library("lib")
     names = ["f0", "F1", "ä2", "f10", "f3", "_5"]
     for i, name in enumerate(names):
@@ -556,21 +570,29 @@ def check_lookup_equals_brute_force(store: LibraryStore, visual, audio, query) -
         # duplicates collapse; any order
         expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
         assert triples(found) == expected
+    for lookup, source in ((store.lookup_visual, visual), (store.lookup_audio, audio)):
+        expected = sorted({(k, names[f], t) for f, k, t in source if k in q})
+        found = lookup("lib", query, max_postings=budget)
+        _check_hits_shape(found)
+        assert triples(found) == budgeted(expected, budget)
+        assert len(found) <= budget
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25))
-def test_lookup_equals_brute_force(kind, store_factory, visual, audio, query):
-    check_lookup_equals_brute_force(store_factory(kind), visual, audio, query)
+@given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25),
+       budget=st.integers(0, 40))
+def test_lookup_equals_brute_force(kind, store_factory, visual, audio, query, budget):
+    check_lookup_equals_brute_force(store_factory(kind), visual, audio, query, budget)
 
 
 @pytest.mark.parametrize("kind", ["moto", "dynalite"])
 @settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25))
-def test_lookup_equals_brute_force_on_dynamodb(kind, store_factory, visual, audio, query):
+@given(visual=posting_lists, audio=posting_lists, query=st.lists(st.integers(0, 40), max_size=25),
+       budget=st.integers(0, 40))
+def test_lookup_equals_brute_force_on_dynamodb(kind, store_factory, visual, audio, query, budget):
     # tiny shards, so that spilling into shards and reading them back is exercised too
-    check_lookup_equals_brute_force(store_factory(kind, shard_postings=3), visual, audio, query)
+    check_lookup_equals_brute_force(store_factory(kind, shard_postings=3), visual, audio, query, budget)
 
 
 def test_lookup_with_thousands_of_keys(store):
@@ -601,6 +623,22 @@ def test_invalid_lookup_keys(store, keys):
     with pytest.raises(LibraryError) as e:
         store.lookup_visual("lib", keys)
     assert code_of(e) == INVALID_ARGUMENT
+
+
+def test_budgeted_lookup_drops_the_most_frequent_keys_first(store):
+    store.create_library("lib")
+    # key 7 is everywhere (a tone, a logo), key 3 in two places, key 9 once
+    add(store, "lib", "a", postings=make_postings({7: [0.0, 1.0, 2.0], 3: [5.0], 9: [6.0]}, {7: [0.0, 1.0, 2.0], 3: [5.0]}))
+    add(store, "lib", "b", postings=make_postings({7: [0.0, 4.0], 3: [8.0]}, {7: [3.0], 9: [1.0]}))
+    assert triples(store.lookup_visual("lib", [3, 7, 9], max_postings=3)) == [(3, "a", 5.0), (3, "b", 8.0), (9, "a", 6.0)]
+    assert triples(store.lookup_visual("lib", [3, 7, 9], max_postings=2)) == [(9, "a", 6.0)]  # whole keys only
+    assert len(store.lookup_visual("lib", [3, 7, 9], max_postings=8)) == 8
+    # audio: 3 and 9 tie at one posting each; the budget takes the smaller key first
+    assert triples(store.lookup_audio("lib", [3, 7, 9], max_postings=1)) == [(3, "a", 5.0)]
+    for bad in (-1, 1.5, "10", True):
+        with pytest.raises(LibraryError) as e:
+            store.lookup_audio("lib", [3], max_postings=bad)
+        assert code_of(e) == INVALID_ARGUMENT
 
 
 def test_lookup_of_nothing(store):

@@ -666,3 +666,16 @@ def test_query_variants_cover_every_grid():
     # track ids of different grids never collide
     ids = [set(np.r_[v[4], v[5]].tolist()) for v in variants if v[0] == 1.0 and v[1] == 1.0]
     assert all(not (ids[i] & ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)))
+
+
+def test_scaled_landmark_pairs_are_one_landmark_pairs_per_scale():
+    f, b = A.samples2peaks(melody(12, 6.0))
+    scales = [(1.0, 1.0), (0.9, 1.0), (1.1, 1 / 1.1), (0.95, 1 / 0.95), (1.04, 1.0)]
+    together = A.scaled_landmark_pairs(f, b, scales)
+    assert len(together) == len(scales)
+    for (ts, fs), got in zip(scales, together):
+        alone = A.landmark_pairs(f, b, ts, fs)
+        assert len(alone[0]) > 50
+        for x, y in zip(got, alone):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert A.scaled_landmark_pairs(f[:1], b[:1], scales)[0][0].size == 0

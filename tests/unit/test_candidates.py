@@ -25,14 +25,17 @@ class CountingStore:
         self.inner = MemoryStore()
         self.inner.create_library(LIB)
         self.calls: list[tuple[str, int]] = []
+        self.budgets: list[tuple[str, int | None]] = []
 
-    def lookup_visual(self, library, keys):
+    def lookup_visual(self, library, keys, max_postings=None):
         self.calls.append(("lookup_visual", len(keys)))
-        return self.inner.lookup_visual(library, keys)
+        self.budgets.append(("lookup_visual", max_postings))
+        return self.inner.lookup_visual(library, keys, max_postings)
 
-    def lookup_audio(self, library, keys):
+    def lookup_audio(self, library, keys, max_postings=None):
         self.calls.append(("lookup_audio", len(keys)))
-        return self.inner.lookup_audio(library, keys)
+        self.budgets.append(("lookup_audio", max_postings))
+        return self.inner.lookup_audio(library, keys, max_postings)
 
     def load_fingerprints(self, library, keys):
         self.calls.append(("load_fingerprints", len(keys)))
@@ -144,7 +147,7 @@ def test_a_copy_deep_inside_a_long_reference_is_verified_around_its_offset():
     commit(store.inner, LIB, audio_only(*rand_peaks(rng, 300.0), 300.0), "other", "onlysave", False)
     q = sound_copy(rng, long_ref, 1200.0, 1220.0, 5.0, 30.0)
     matcher = M.Matcher(store)
-    cands = matcher.candidates(LIB, q, I.audio_query_variants(q))
+    cands = matcher.candidates(LIB, q)
     assert list(cands.audio) == ["long"]
     windows = M._window(long_ref, cands.offsets("long"), q.duration)
     assert windows is not None and sum(b - a for a, b in windows) < 200.0
@@ -166,3 +169,76 @@ def test_a_tempo_changed_copy_is_found_from_unit_scale_lookups(tempo):
     assert m.primary_key == "a2"
     assert abs(m.segments[0].speed - tempo) <= 0.015
     assert abs(m.segments[0].reference_start - (5.0 + tempo * 0.0)) < 1.5
+
+
+def test_the_matcher_reads_the_index_within_its_posting_budgets():
+    rng = np.random.default_rng(7)
+    store = CountingStore()
+    commit(store.inner, LIB, make_ref(rng, 60.0), "r0", "onlysave", False)
+    M.Matcher(store).match(LIB, make_ref(rng, 60.0))
+    assert store.budgets == [("lookup_visual", M.VISUAL_LOOKUP_POSTINGS), ("lookup_audio", M.AUDIO_LOOKUP_POSTINGS)]
+
+
+def test_a_copy_is_found_when_the_budget_drops_the_library_s_frequent_keys(monkeypatch):
+    """A library where some sounds recur everywhere (a jingle, a tone): a budgeted
+    lookup skips those keys, reads the rare ones, and the copy still stands out."""
+    rng = np.random.default_rng(8)
+    store = CountingStore()
+    jingle = rand_peaks(rng, 20.0)  # the same 20 s in every file, at 0 s
+    refs = {}
+    for k in range(10):
+        f, b = rand_peaks(rng, 60.0)
+        late = f > int(25.0 / HOP_S)
+        key = np.unique(np.concatenate([jingle[0], f[late]]).astype(np.int64) * 1000 + np.concatenate([jingle[1], b[late]]))
+        refs[f"r{k}"] = audio_only((key // 1000).astype(np.uint32), (key % 1000).astype(np.uint16), 60.0)
+        commit(store.inner, LIB, refs[f"r{k}"], f"r{k}", "onlysave", False)
+    q = sound_copy(rng, refs["r4"], 0.0, 55.0, 0.0, 55.0)
+    keys = M._sample_keys(np.concatenate([v[2] for v in I.audio_query_variants(q, unit_only=True)]), M.AUDIO_LOOKUP_KEYS)
+    full = store.inner.lookup_audio(LIB, keys)
+    _, per_key = np.unique(full.keys, return_counts=True)
+    budget = int(0.5 * len(full))
+    monkeypatch.setattr(M, "AUDIO_LOOKUP_POSTINGS", budget)
+    monkeypatch.setattr(M, "VISUAL_LOOKUP_POSTINGS", 0)
+    read = store.inner.lookup_audio(LIB, keys, max_postings=budget)
+    assert per_key.max() >= 10 and len(read) <= budget < len(full)
+    assert np.bincount(np.unique(read.keys, return_counts=True)[1]).nonzero()[0].max() < per_key.max()  # the jingle's keys went first
+    m, *others = M.Matcher(store).match(LIB, q)
+    assert m.primary_key == "r4" and m.query_coverage > 0.8
+    assert all(abs(s.reference_start - s.query_start) < 0.5 for s in m.segments)
+    # the others share the jingle only (20 s, and the pause after it up to 25 s)
+    assert all(s.query_end < 26.0 for o in others for s in o.segments)
+
+
+def test_dense_and_sparse_vote_peaks_agree():
+    rng = np.random.default_rng(9)
+    for trial in range(30):
+        n_var, span = int(rng.integers(1, 8)), int(rng.integers(3, 60))
+        n = int(rng.integers(1, 300))
+        key = rng.integers(0, n_var, n) * span + rng.integers(1, span - 1, n)
+        assert M._dense_peaks(n_var, span, key) == M._sparse_peaks(n_var, span, key)
+
+
+def test_lines_pool_neighbouring_cells_of_one_file_only():
+    code = np.array([0, 0, 0, 1, 1, 2])
+    cell = np.array([5, 6, 6, 7, 9, 3])
+    lines = M._Lines(code, cell)
+    codes, best = lines.best()
+    assert codes.tolist() == [0, 1, 2] and best.tolist() == [3, 1, 1]
+    # a vote unit votes once per line
+    lines = M._Lines(code, cell, np.array([0, 1, 1, 0, 0, 0]))
+    assert lines.best()[1].tolist() == [2, 1, 1]
+    assert lines.offsets(0, 1) == [(2, 5)]
+
+
+@pytest.mark.parametrize("top", [50, 1 << 23])
+def test_expand_joins_every_posting_of_every_wanted_key(top):
+    from mediadna.store.base import Hits
+
+    rng = np.random.default_rng(10)
+    keys = rng.integers(0, top, 400).astype(np.uint32)
+    hits = Hits(keys, np.zeros(400, np.int64), np.arange(400, dtype=np.float32), np.array(["f"], dtype=object))
+    wanted = np.concatenate([keys[:50], rng.integers(0, top, 50).astype(np.uint32), np.array([top + 5], np.uint32)])
+    qi, hi = M._expand(wanted, hits)
+    got = sorted(zip(qi.tolist(), hi.tolist()))
+    expected = sorted((i, j) for i, w in enumerate(wanted.tolist()) for j, k in enumerate(keys.tolist()) if k == w)
+    assert got == expected and np.all(np.diff(qi) >= 0)

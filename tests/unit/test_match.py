@@ -333,7 +333,7 @@ def test_audio_segment_with_the_right_offset(store):
     q = audio_copy(rng, refs["a1"], 10.0, 25.0, 5.0, 25.0)
     matcher = Matcher(store)
     variants = I.audio_query_variants(q)
-    cands = matcher.candidates(LIB, q, variants)
+    cands = matcher.candidates(LIB, q)
     assert "a1" in cands.audio
     hits = matcher.audio_hits(store.load_fingerprints(LIB, cands.files()), {}, variants)
     assert "a1" in hits

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..arrays import distinct
 from ..errors import INVALID_ARGUMENT, LibraryBusyError, LibraryError
 from ..fingerprint import Fingerprint
 
@@ -188,8 +189,14 @@ class LibraryStore(Protocol):
         ...
 
     # inverted index
-    def lookup_visual(self, library: str, keys: np.ndarray) -> Hits: ...
-    def lookup_audio(self, library: str, keys: np.ndarray) -> Hits: ...
+    def lookup_visual(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        """Every posting of ``keys``; with ``max_postings``, only the keys
+        :func:`within_budget` picks (the rarest, whole, up to that many postings)."""
+        ...
+
+    def lookup_audio(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        """Like :meth:`lookup_visual`, for landmark keys."""
+        ...
 
     # writers
     def library_lock(self, library: str) -> AbstractContextManager[None]:
@@ -413,7 +420,36 @@ def normalize_postings(keys: object, times: object, what: str) -> tuple[np.ndarr
 
 def lookup_keys(keys: object) -> np.ndarray:
     """Validated, sorted, distinct lookup keys."""
-    return np.unique(as_uint32(keys, "lookup keys"))
+    return distinct(as_uint32(keys, "lookup keys"))
+
+
+def validate_budget(max_postings: object) -> int | None:
+    """A lookup's posting budget: None (no budget) or a non-negative integer."""
+    if max_postings is None:
+        return None
+    if isinstance(max_postings, bool) or not isinstance(max_postings, (int, np.integer)) or max_postings < 0:
+        raise LibraryError(INVALID_ARGUMENT, "max_postings must be a non-negative integer or None")
+    return int(max_postings)
+
+
+def within_budget(keys: np.ndarray, counts: np.ndarray, max_postings: int | None) -> np.ndarray:
+    """Mask of the ``keys`` (distinct) a lookup with a posting budget reads.
+
+    Keys are taken rarest first (ties: the smaller key), each with all its
+    postings, while the running total stays within ``max_postings``.  A
+    frequent key (a tone, a logo, a black frame) is the weakest evidence and
+    the dearest to vote over, so a large library drops those first; a small
+    library never reaches the budget.  Every adapter applies this same rule
+    to its live postings, so a budgeted lookup answers alike on any store.
+    """
+    keys = np.asarray(keys)
+    counts = np.asarray(counts, dtype=np.int64)
+    if max_postings is None:
+        return np.ones(len(keys), bool)
+    order = np.lexsort((keys, counts))
+    keep = np.zeros(len(keys), bool)
+    keep[order[np.cumsum(counts[order]) <= max_postings]] = True
+    return keep
 
 
 def build_hits(keys: np.ndarray, file_ids: np.ndarray, times: np.ndarray, names: Mapping[int, str]) -> Hits:

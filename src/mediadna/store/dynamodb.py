@@ -73,6 +73,8 @@ from .base import (
     decode_cursor,
     encode_cursor,
     lookup_keys,
+    validate_budget,
+    within_budget,
     normalize_postings,
     stored_record,
     utc_now,
@@ -1080,7 +1082,8 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
             deletes += [{"t": {"S": _term_key(uid, term, s)}} for s in range(need, first["shards"])]
         self._batch_write(self.Terms[kind], puts=puts, deletes=deletes)
 
-    def _lookup(self, kind: str, library: str, keys: np.ndarray) -> Hits:
+    def _lookup(self, kind: str, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        max_postings = validate_budget(max_postings)
         wanted = lookup_keys(keys).tolist()
         lib = self._get_lib(library)
         if not wanted:
@@ -1108,16 +1111,20 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
         dead = np.array(sorted(int(n) for n in (lib.dead or ())), dtype=np.int64)
         live = (nos <= int(lib.committed)) & ~np.isin(nos, dead)
         allp, allk, nos = allp[live], allk[live], nos[live]
+        if max_postings is not None and len(allk):
+            terms, inverse, counts = np.unique(allk, return_inverse=True, return_counts=True)
+            keep = within_budget(terms, counts, max_postings)[inverse.reshape(-1)]
+            allp, allk, nos = allp[keep], allk[keep], nos[keep]
         if not len(nos):
             return Hits.empty()
         names = self._directory(uid, np.unique(nos).tolist())
         return build_hits(allk, nos, allp["t"], names)
 
-    def lookup_visual(self, library: str, keys: np.ndarray) -> Hits:
-        return self._lookup("visual", library, keys)
+    def lookup_visual(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        return self._lookup("visual", library, keys, max_postings)
 
-    def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
-        return self._lookup("audio", library, keys)
+    def lookup_audio(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        return self._lookup("audio", library, keys, max_postings)
 
     # -- jobs (the cloud pipeline's records) -------------------------------------------------------
     def put_job(self, job_id: str, state: str, *, kind: str | None = None, library: str | None = None,

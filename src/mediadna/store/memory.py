@@ -45,6 +45,8 @@ from .base import (
     decode_cursor,
     encode_cursor,
     lookup_keys,
+    validate_budget,
+    within_budget,
     normalize_postings,
     stored_record,
     utc_now,
@@ -228,7 +230,8 @@ class MemoryStore(MemoryImportRecords, LibraryLocks):
             lib.index[kind] = (keys[order], ids[order], times[order])
         return lib.index[kind]
 
-    def _lookup(self, kind: str, library: str, keys: np.ndarray) -> Hits:
+    def _lookup(self, kind: str, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        max_postings = validate_budget(max_postings)
         wanted = lookup_keys(keys)
         with self._lock:
             lib = self._lib(library)
@@ -237,6 +240,7 @@ class MemoryStore(MemoryImportRecords, LibraryLocks):
         lo = np.searchsorted(all_keys, wanted, side="left")
         hi = np.searchsorted(all_keys, wanted, side="right")
         counts = hi - lo
+        counts[~within_budget(wanted, counts, max_postings)] = 0
         if counts.sum() == 0:
             return Hits.empty()
         # indices lo[i] .. hi[i]-1 for every wanted key, concatenated
@@ -244,11 +248,11 @@ class MemoryStore(MemoryImportRecords, LibraryLocks):
         idx = starts + np.arange(counts.sum())
         return build_hits(all_keys[idx], ids[idx], times[idx], names)
 
-    def lookup_visual(self, library: str, keys: np.ndarray) -> Hits:
-        return self._lookup("visual", library, keys)
+    def lookup_visual(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        return self._lookup("visual", library, keys, max_postings)
 
-    def lookup_audio(self, library: str, keys: np.ndarray) -> Hits:
-        return self._lookup("audio", library, keys)
+    def lookup_audio(self, library: str, keys: np.ndarray, max_postings: int | None = None) -> Hits:
+        return self._lookup("audio", library, keys, max_postings)
 
     # -- writers ---------------------------------------------------------------
     def library_revision(self, library: str) -> int:
