@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mediadna import cli
-from mediadna.errors import LIBRARY_BUSY, LibraryError
+from mediadna.errors import FILE_NOT_FOUND, LIBRARY_BUSY, LibraryError
 from mediadna.index import fingerprint2postings
 from mediadna.pipeline import Engine
 from mediadna.store import FileRecord, open_store
@@ -87,9 +87,9 @@ def test_lookups_are_batched_100_keys_a_request(open_dynamodb, reference_fp, cop
     for kind in ("visual", "audio"):
         real = getattr(store, f"lookup_{kind}")
 
-        def counting(library, keys, real=real):
+        def counting(library, keys, max_postings=None, real=real):
             calls.append(len(np.unique(np.asarray(keys))))
-            return real(library, keys)
+            return real(library, keys, max_postings)
 
         setattr(store, f"lookup_{kind}", counting)
     store.stats.reset()
@@ -152,6 +152,42 @@ def test_a_crashed_writer_is_cleaned_up_by_the_next(open_dynamodb, monkeypatch, 
     kept_no = b.Files.get(lib.uid, "f#kept").no
     chunks = {int(i.k.split("#")[1]) for i in b.Files.query(lib.uid) if i.k.startswith("b#")}
     assert chunks == {kept_no}
+
+
+def test_a_delete_that_died_before_removing_the_record_is_finished_by_the_next_writer(
+        open_dynamodb, monkeypatch, reference_fp, copy_fp):
+    """delete_file marks the file dead, then removes its record: a crash in between must not leave
+    a record that get_file and list_files show forever, after file_count already dropped."""
+    a = open_dynamodb()
+    a.create_library("lib")
+    a.add_file("lib", _record(reference_fp, "kept"), reference_fp, fingerprint2postings(reference_fp))
+    items_before = {kind: {i.t: i.p for i in model.scan()} for kind, model in a.Terms.items()}
+    a.add_file("lib", _record(copy_fp, "gone"), copy_fp, fingerprint2postings(copy_fp))
+    real_write = a._batch_write
+
+    def die_on_files(model, **kwargs):
+        if model is a.Files:
+            raise SystemExit("killed")
+        return real_write(model, **kwargs)
+
+    monkeypatch.setattr(a, "_batch_write", die_on_files)
+    with pytest.raises(SystemExit):
+        a.delete_file("lib", "gone")
+    b = open_dynamodb()
+    assert set(b.lookup_audio("lib", fingerprint2postings(copy_fp).audio_keys).files.tolist()) <= {"kept"}
+    with b.library_lock("lib"):  # the next writer finishes the delete
+        pass
+    with pytest.raises(LibraryError) as e:
+        b.get_file("lib", "gone")
+    assert e.value.code == FILE_NOT_FOUND
+    assert [f.primary_key for f in b.list_files("lib").items] == ["kept"]
+    assert b.files_by_sha256("lib", copy_fp.sha256) == [] or copy_fp.sha256 == reference_fp.sha256
+    lib = b.Libraries.get("lib", consistent_read=True)
+    assert not lib.pending and not lib.dead and b.get_library("lib").file_count == 1
+    items_after = {kind: {i.t: i.p for i in model.scan()} for kind, model in b.Terms.items()}
+    assert items_after == items_before
+    b.add_file("lib", _record(copy_fp, "gone"), copy_fp, fingerprint2postings(copy_fp))  # the key is free again
+    assert b.get_file("lib", "gone").primary_key == "gone"
 
 
 def test_cli_runs_against_a_dynamodb_library(dynamodb_prefix, ref_a, capsys, monkeypatch, tmp_path):

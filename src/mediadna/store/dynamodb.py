@@ -667,7 +667,14 @@ class DynamoDBStore(DynamoDBImportRecords, LibraryLocks):
         """Finish or undo file number ``no`` that a writer left pending."""
         pk = self._directory(lib.uid, [no]).get(no)
         record = self._get_record(lib.uid, pk) if pk is not None else None
-        if record is not None and int(record.no) == no:  # the current version of its key
+        if no in {int(n) for n in (lib.dead or ())}:  # a delete (or replacement) that stopped half-way
+            if record is not None and int(record.no) == no:  # delete_file died before removing the record
+                self._batch_write(self.Files, deletes=[
+                    {"lib": {"S": lib.uid}, "k": {"S": _record_key(pk)}},
+                    {"lib": {"S": lib.uid}, "k": {"S": _sha_key(record.sha256, pk)}},
+                ])
+            self._purge_file(lib, no)
+        elif record is not None and int(record.no) == no:  # the current version of its key
             if int(lib.committed) < no:  # its record landed but not the commit: finish it
                 prev = int(record.prev_no) if record.prev_no is not None else None
                 self._publish(lib, no, prev, new_key=prev is None)
