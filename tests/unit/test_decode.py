@@ -156,6 +156,21 @@ def test_decode_window_yields_only_its_span_in_absolute_times(clip, start, end):
     assert np.allclose(window, whole[i0 : i0 + len(window)], atol=1e-4)
 
 
+@pytest.mark.parametrize("window", [{}, {"start": 1.3, "end": 3.7}])
+def test_audio_comes_in_batches_holding_the_same_samples(clip, songs, monkeypatch, window):
+    for path in (clip, songs["mp3"]):
+        _, batched = _decode(path, **window)
+        assert all(len(a.data) >= D.AUDIO_BATCH_SECONDS * D.AUDIO_RATE for a in batched[1:-1])
+        assert len(batched) <= SECONDS / D.AUDIO_BATCH_SECONDS + 2
+        monkeypatch.setattr(D, "AUDIO_BATCH_SECONDS", 0.0)  # one piece per compressed frame
+        _, framed = _decode(path, **window)
+        monkeypatch.undo()
+        assert len(framed) > 3 * len(batched)
+        assert batched[0].time == pytest.approx(framed[0].time, abs=1e-9)
+        a, b = np.concatenate([x.data for x in batched]), np.concatenate([x.data for x in framed])
+        assert len(a) == pytest.approx(len(b), abs=1) and np.array_equal(a[: min(len(a), len(b))], b[: min(len(a), len(b))])
+
+
 def test_decode_media_is_a_lazy_stream(clip, tmp_path):
     gen = D.decode_media(clip)
     assert iter(gen) is gen  # a generator, not a list
