@@ -629,11 +629,13 @@ AUDIO_LOOKUP_KEYS = 1500
 #: a 60 s query keeps 2.5 frames/s, both orientations).
 VISUAL_LOOKUP_KEYS = 1200
 #: Postings a lookup reads, at most, per kind: the store takes the rarest keys
-#: first (mediadna.store.base.within_budget).  A library of a few hundred
-#: hours never reaches it; at 1,000 hours a 60 s query's 1,500 landmark keys
-#: hold ~1.5 M postings (the frequent ones -- low notes, short gaps -- hold
-#: most), and the rarest half of them still gives a copy dozens of aligned
-#: hits while the vote stays a few milliseconds.
+#: first (mediadna.store.base.within_budget).  A 60 s query's keys hold
+#: ~1,500 landmark and ~200 band postings per hour of library, so the budget
+#: starts to bind at ~65 hours (audio) and ~500 hours (picture); at 1,000
+#: hours the frequent keys -- low notes, short gaps, common band values --
+#: hold most of the 1.7 M postings and are the weakest evidence, and the
+#: rarest half of the keys still gives a copy dozens of aligned hits while
+#: the vote stays a few milliseconds.
 VISUAL_LOOKUP_POSTINGS = 100_000
 AUDIO_LOOKUP_POSTINGS = 100_000
 #: Only the unit-scale landmarks are looked up; their hits vote for a line at
