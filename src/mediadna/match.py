@@ -33,7 +33,7 @@ import numpy as np
 
 from . import audio as A
 from . import index as I
-from .arrays import distinct
+from .arrays import distinct, runs, value_counts
 from .fingerprint import Fingerprint
 from .store.base import Hits, LibraryStore
 from .visual import hamming
@@ -370,13 +370,8 @@ def _dedupe(segments: list[Segment]) -> list[Segment]:
 
 
 # --- audio ------------------------------------------------------------------
-def _sorted_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(x, return_counts=True) for integers, by sorting (faster here)."""
-    x = np.sort(x)
-    if not len(x):
-        return x, np.zeros(0, np.int64)
-    cut = np.r_[0, np.flatnonzero(x[1:] != x[:-1]) + 1]
-    return x[cut], np.diff(np.r_[cut, len(x)])
+#: A (variant, offset bin) vote table up to this many cells is counted densely.
+DENSE_CELLS = 1 << 22
 
 
 def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
@@ -410,10 +405,6 @@ def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.nda
     return best
 
 
-#: A (variant, offset bin) vote table up to this many cells is counted densely.
-DENSE_CELLS = 1 << 22
-
-
 def _dense_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tuple[int, int]]:
     """{variant: (bin - 1, pooled votes)} of each variant's best bin (ties: the lowest) within
     its lowest and highest voted bins; ``key = variant * span + bin``."""
@@ -437,7 +428,7 @@ def _dense_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tuple
 
 def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tuple[int, int]]:
     """:func:`_dense_peaks` by sorting, for vote tables too large to hold densely."""
-    keys, counts = _sorted_counts(key)
+    keys, counts = value_counts(key)
 
     def count(k: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(keys, k).clip(0, len(keys) - 1)
@@ -449,7 +440,7 @@ def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tupl
     hi = np.full(n_variants, -1)
     np.minimum.at(lo, kv, keys)
     np.maximum.at(hi, kv, keys)
-    cand = _sorted_counts(np.concatenate([keys - 1, keys, keys + 1]))[0]
+    cand = distinct(np.concatenate([keys - 1, keys, keys + 1]))
     cv = cand // span
     cand = cand[(cand >= lo[cv]) & (cand <= hi[cv])]
     cv = cand // span
@@ -732,9 +723,7 @@ class _Lines:
             key = distinct(key * u + unit) // u
         else:
             key = np.sort(key)
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        self.keys = key[starts]
-        counts = np.diff(np.r_[starts, len(key)])
+        self.keys, counts = runs(key)
         self.pooled = counts.copy()
         adjacent = self.keys[1:] == self.keys[:-1] + 1
         self.pooled[1:] += np.where(adjacent, counts[:-1], 0)
@@ -885,9 +874,8 @@ class Matcher:
             visual = (terms, qtimes, units, self.store.lookup_visual(library, distinct(terms), max_postings=VISUAL_LOOKUP_POSTINGS))
         audio = None
         if variants is None:
-            unit = I.audio_query_variants(fp, unit_only=True)
-        else:
-            unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
+            variants = I.audio_query_variants(fp, unit_only=True)
+        unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
         if unit:
             h = np.concatenate([v[2] for v in unit])
             qt = np.concatenate([v[3] for v in unit])

@@ -226,13 +226,6 @@ def _bounds(counts: np.ndarray) -> list[int]:
     return (np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]) * _POSTING.itemsize).tolist()
 
 
-def _distinct(ids: np.ndarray) -> np.ndarray:
-    """The distinct values of non-negative small integers (file ids), in linear time when they are small."""
-    if len(ids) and int(ids.max()) <= 4 * len(ids) + 65536:
-        return np.flatnonzero(np.bincount(ids))
-    return distinct(ids)
-
-
 def _add_to_terms(
     conn: sqlite3.Connection, table: str, lib_id: int, file_id: int, keys: np.ndarray, times: np.ndarray
 ) -> None:
@@ -640,7 +633,7 @@ class SQLiteStore(SQLiteImportRecords, LibraryLocks):
             counts, postings = _unpack(blobs)
             file_ids = postings["no"].astype(np.int64)
             names: dict[int, str] = {}
-            for chunk in _chunks(_distinct(file_ids).tolist()):
+            for chunk in _chunks(distinct(file_ids).tolist()):
                 names.update(conn.execute(f"SELECT id, primary_key FROM files WHERE id IN ({_MARKS})", chunk))
         keys_out = np.repeat(np.array(found, dtype=np.uint32), counts)
         return build_hits(keys_out, file_ids, postings["t"], names)
