@@ -45,6 +45,7 @@ import numpy as np
 
 from mediadna import synth
 from mediadna.pipeline import Engine
+from mediadna.runtime import retain_freed_memory
 from mediadna.store import MemoryStore, SQLiteStore
 
 LIBRARY = "excerpts"
@@ -195,6 +196,7 @@ def detail(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    retain_freed_memory()  # as the CLI and the Lambda functions do (mediadna.runtime)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="corpus and results folder (the corpus is reused)")
     ap.add_argument("--refs", type=int, default=40)

@@ -34,6 +34,7 @@ import numpy as np
 from mediadna import synth
 from mediadna.decode import decode_timing
 from mediadna.pipeline import Engine
+from mediadna.runtime import retain_freed_memory
 from mediadna.store import SQLiteStore
 
 STANDARD = ["reencode", "resize", "crop", "letterbox", "pillarbox", "border", "blurfill916", "hflip",
@@ -262,6 +263,7 @@ def speed(out: Path) -> dict:
 
 
 def main(argv=None) -> int:
+    retain_freed_memory()  # as the CLI and the Lambda functions do (mediadna.runtime)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=("corpus", "eval", "all", "memory", "speed"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")

@@ -102,6 +102,7 @@ from mediadna.extract import PARAMS, media2fingerprint
 from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
 from mediadna.index import audio_query_variants, fingerprint2postings
 from mediadna.pipeline import commit, duplicate_rule, find_matches
+from mediadna.runtime import retain_freed_memory
 from mediadna.store import FileRecord, Postings, open_store
 
 LIBRARY = "scale"
@@ -825,6 +826,7 @@ def table(reports: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    retain_freed_memory()  # as the CLI and the Lambda functions do (mediadna.runtime)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("step", choices=["build", "query", "all", "report"])
     ap.add_argument("--out", type=Path, action="append", required=True,

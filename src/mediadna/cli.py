@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .errors import MediaDnaError
 from .pipeline import SAVE_TYPES, Engine, compare, load_input
+from .runtime import retain_freed_memory
 from .store import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, open_store
 
 DEFAULT_LIBRARY = "default"
@@ -175,6 +176,7 @@ def _run_inputs(args, store, save_type: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    retain_freed_memory()
     home = args.home or default_home()
     try:
         if args.command == "compare":

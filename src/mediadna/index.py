@@ -10,6 +10,8 @@ Audio terms: 20-bit landmark hashes at their anchor times.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from . import audio as A
@@ -55,7 +57,7 @@ def fingerprint2postings(fp: Fingerprint) -> Postings:
     return Postings(vk, vt, ak, at)
 
 
-def audio_query_variants(fp: Fingerprint, unit_only: bool = False) -> list[tuple]:
+def audio_query_variants(fp: Fingerprint, unit_only: bool = False, speeds: Iterable[float] | None = None) -> list[tuple]:
     """[(time_scale, freq_scale, hashes, query times in seconds, anchor tracks, target tracks)] for a query.
 
     Query times are the query's own (unscaled) times; ``time_scale`` maps them
@@ -63,7 +65,8 @@ def audio_query_variants(fp: Fingerprint, unit_only: bool = False) -> list[tuple
     (its own and, for a short input, the sub-hop shifted ones) gives its own
     variants.  The tracks (:func:`mediadna.audio.peak_tracks`) of each
     landmark's two peaks let the matcher count independent evidence.
-    ``unit_only``: just the speed-1 variants (what the index is asked about).
+    ``unit_only``: just the speed-1 variants (what the index is asked about);
+    ``speeds``: just the variants whose time scale is one of these.
     """
     if fp.audio is None or not len(fp.audio):
         return []
@@ -73,6 +76,11 @@ def audio_query_variants(fp: Fingerprint, unit_only: bool = False) -> list[tuple
     combos = [(s, 1.0) for s in TEMPO_SCALES] + [(s, 1.0 / s) for s in RESAMPLE_SCALES]
     if unit_only:
         combos = [(1.0, 1.0)]
+    elif speeds is not None:
+        wanted = {round(float(x), 2) for x in speeds}
+        combos = [c for c in combos if c[0] in wanted]
+    if not combos:
+        return []
     for g, (offset, track) in enumerate(grids):
         # track ids distinct across grids (each grid has its own peaks)
         tracks = A.peak_tracks(track.frames, track.bins) + (g << 40)

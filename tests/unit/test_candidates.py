@@ -230,7 +230,7 @@ def test_lines_pool_neighbouring_cells_of_one_file_only():
     assert lines.offsets(0, 1) == [(2, 5)]
 
 
-@pytest.mark.parametrize("top", [50, 1 << 23])
+@pytest.mark.parametrize("top", [50, 1 << 20, 1 << 23])  # a table per key / few wanted terms / a wide key space
 def test_expand_joins_every_posting_of_every_wanted_key(top):
     from mediadna.store.base import Hits
 
@@ -242,3 +242,91 @@ def test_expand_joins_every_posting_of_every_wanted_key(top):
     got = sorted(zip(qi.tolist(), hi.tolist()))
     expected = sorted((i, j) for i, w in enumerate(wanted.tolist()) for j, k in enumerate(keys.tolist()) if k == w)
     assert got == expected and np.all(np.diff(qi) >= 0)
+
+
+@pytest.mark.parametrize("scale", [1, 3_000_000, 3_000_000_000])  # int32, uint32 and int64 sort keys
+def test_lines_count_the_same_whatever_width_their_keys_need(scale):
+    rng = np.random.default_rng(11)
+    code = np.sort(rng.integers(0, 5, 300))
+    cell = rng.integers(-40, 40, 300)
+    unit = rng.integers(0, 20, 300)
+    for u in (None, unit):
+        small = M._Lines(code, cell, u)
+        big = M._Lines(code * scale, cell, u)
+        codes_s, best_s = small.best()
+        codes_b, best_b = big.best()
+        assert (codes_b // scale).tolist() == codes_s.tolist() and best_b.tolist() == best_s.tolist()
+        assert big.offsets(int(codes_b[2]), 2) == small.offsets(int(codes_s[2]), 2)
+
+
+def _picture_and_sound_copy(rng, ref: Fingerprint, speed: float) -> Fingerprint:
+    """ref's [5, 45) s played ``speed`` times faster (picture and sound), after 4 s of unrelated footage."""
+    n = int(round(40.0 / speed * FPS))
+    idx = np.rint(5.0 * FPS + np.arange(n) * speed).astype(int)
+    lead = make_ref(rng, 4.0).visual
+    hv = np.concatenate([lead.hashes, ref.visual.hashes[idx]])
+    fv = np.concatenate([lead.flipped, ref.visual.flipped[idx]])
+    seconds = 4.0 + n / FPS
+    visual = VisualTrack(np.arange(len(hv)) / FPS, hv, fv, np.zeros(len(hv), np.uint8))
+    sound = sound_copy(rng, ref, 5.0, 45.0, 4.0, seconds, tempo=speed)
+    return Fingerprint(seconds, "", "video", dict(PARAMS), visual, sound.audio)
+
+
+@pytest.mark.parametrize("speed", [0.92, 1.0, 1.08])
+def test_the_sound_of_a_copy_is_verified_at_the_speed_its_picture_aligned_at(speed, monkeypatch):
+    rng = np.random.default_rng(12)
+    store = CountingStore()
+    refs = {f"r{k}": make_ref(rng, 60.0) for k in range(6)}
+    for key, fp in refs.items():
+        commit(store.inner, LIB, fp, key, "onlysave", False)
+    q = _picture_and_sound_copy(rng, refs["r4"], speed)
+    asked = []
+    real = I.audio_query_variants
+    monkeypatch.setattr(I, "audio_query_variants", lambda fp, **kw: asked.append(kw) or real(fp, **kw))
+    (m,) = M.Matcher(store).match(LIB, q)
+    assert m.primary_key == "r4" and m.modality == "audiovisual"
+    (seg,) = m.segments
+    assert abs(seg.speed - speed) <= 0.015 and abs(seg.query_start - 4.0) < 1.0 and abs(seg.reference_start - 5.0) < 1.0
+    # the sound is heard near the picture's speed only, not at all 21 speeds
+    verified = [kw["speeds"] for kw in asked if "speeds" in kw]
+    assert len(verified) == 1 and verified[0]
+    assert all(abs(s - speed) <= M.VISUAL_SPEED_SLACK + 0.011 for s in verified[0])
+
+
+def test_verify_speeds_follow_the_picture_else_the_candidate_lines():
+    c = M.Candidates()
+    c.audio["a"], c.audio_speeds["a"] = [0.0], [1.07]
+    c.visual["v"] = [0.0]
+    c.audio["av"], c.audio_speeds["av"] = [0.0], [0.93, 1.0, 1.07]
+    seg = M.Segment(0.0, 10.0, 0.0, 9.5, 0.9, "video", speed=0.95)
+    assert M.verify_speeds(c, {}, ["a"]) == [1.03, 1.04, 1.05, 1.06, 1.07, 1.08, 1.09, 1.1]
+    assert M.verify_speeds(c, {"v": [seg]}, ["v"]) == [0.93, 0.94, 0.95, 0.96, 0.97]
+    # the picture's speed decides where it aligned, even when every line voted
+    assert M.verify_speeds(c, {"av": [seg]}, ["av"]) == [0.93, 0.94, 0.95, 0.96, 0.97]
+    assert M.verify_speeds(c, {}, ["av"]) == [float(x) for x in M.SPEEDS]
+
+
+def test_a_file_only_the_picture_proposed_is_not_heard_when_its_picture_does_not_align(monkeypatch):
+    rng = np.random.default_rng(13)
+    store = CountingStore()
+    refs = {f"r{k}": make_ref(rng, 60.0) for k in range(3)}
+    for key, fp in refs.items():
+        commit(store.inner, LIB, fp, key, "onlysave", False)
+    q = make_ref(rng, 30.0)
+    # r1 proposed by the picture (a chance line), r2 by the sound; neither is copied
+    chance = M.Candidates()
+    chance.visual["r1"] = [10.0]
+    chance.audio["r2"], chance.audio_speeds["r2"] = [0.0], [1.0]
+    matcher = M.Matcher(store)
+    monkeypatch.setattr(matcher, "candidates", lambda *a, **k: chance)
+    heard = []
+    real_hits = matcher.audio_hits
+    monkeypatch.setattr(matcher, "audio_hits", lambda refs, *a: heard.append(sorted(refs)) or real_hits(refs, *a))
+    assert matcher.match(LIB, q) == []
+    assert heard == [["r2"]]
+    # with no file left to hear, the query's tempo/pitch variants are never made
+    chance.audio.clear()
+    made = []
+    monkeypatch.setattr(I, "audio_query_variants", lambda *a, **k: made.append(k) or [])
+    assert matcher.match(LIB, q) == [] and heard == [["r2"]]
+    assert all(k.get("unit_only") for k in made)

@@ -91,8 +91,11 @@ _UINT32_MAX = 2**32 - 1
 #: fits in its leaf page (with 4 KB pages any row over ~1 KB spills to overflow
 #: pages): lookups read ~2x fewer pages and the file is ~40 % smaller.
 PAGE_SIZE = 16384
-#: Bytes of the file read through a memory map (fewer copies and system calls on lookups).
-MMAP_SIZE = 1 << 30
+#: Bytes of the file read through a memory map (fewer copies and system calls
+#: on lookups).  SQLite caps it at its build's SQLITE_MAX_MMAP_SIZE (2 GiB in
+#: standard builds); mapping that much rather than 1 GiB took a 1,000-hour
+#: library's 2,441 term seeks from 31 to 17 ms.
+MMAP_SIZE = 1 << 40
 #: Page cache per connection (KiB; filled only as pages are used).  A large
 #: library's index is many GiB, beyond any memory map (SQLite caps it at
 #: 2 GiB), so a lookup's B-tree descents go through this cache: 64 MiB keeps
