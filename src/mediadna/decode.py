@@ -445,7 +445,9 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
             pass  # unseekable: decode from the start and skip
     step = 1.0 / fps
     next_t = start
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate) if audio is not None else None
+    # the resampler hands on AUDIO_BATCH_SECONDS frames (one object, one array each, not one per ~20 ms)
+    batch = int(AUDIO_BATCH_SECONDS * audio_rate) or None
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate, frame_size=batch) if audio is not None else None
     audio_pos: float | None = None  # time of the next resampled sample
     held = _AudioBatch(start, end, audio_rate)
     decoded_any = False
@@ -478,9 +480,9 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
                         next_t += step
                 else:
                     decoded_any = True
+                    if audio_pos is None:
+                        audio_pos = t  # the resampled stream starts with the first decoded frame
                     for rf in resampler.resample(frame):
-                        if audio_pos is None:
-                            audio_pos = t
                         yield from held.add(rf.to_ndarray().reshape(-1), audio_pos)
                         audio_pos += rf.samples / audio_rate
         if resampler is not None:
@@ -533,7 +535,8 @@ def frame2gray(frame, size: int) -> np.ndarray:
 #: Resampled audio is handed on in pieces of at least this many seconds: a
 #: compressed track comes in ~20-50 ms frames, and one hand-over per frame
 #: (to the worker queue, then the peak picker) cost a third of the decode
-#: time of a small file.
+#: time of a small file.  The resampler itself emits frames of this length
+#: (one output frame and array per piece, not per compressed frame).
 AUDIO_BATCH_SECONDS = 0.5
 
 

@@ -254,9 +254,13 @@ def chunk_gradients(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     ax = np.empty((t, h, w), np.float32)
     ay = np.empty((t, h, w), np.float32)
     for i, f in enumerate(frames):
-        blurred[i] = cv2.GaussianBlur(f, (3, 3), 0)
-        cv2.Sobel(blurred[i], cv2.CV_32F, 1, 0, dst=ax[i], ksize=3)
-        cv2.Sobel(blurred[i], cv2.CV_32F, 0, 1, dst=ay[i], ksize=3)
+        b = cv2.GaussianBlur(f, (3, 3), 0)
+        blurred[i] = b
+        if b.dtype == np.uint8:  # both 3x3 Sobel derivatives in one pass, exact in int16
+            ax[i], ay[i] = cv2.spatialGradient(b)
+        else:
+            cv2.Sobel(blurred[i], cv2.CV_32F, 1, 0, dst=ax[i], ksize=3)
+            cv2.Sobel(blurred[i], cv2.CV_32F, 0, 1, dst=ay[i], ksize=3)
     np.abs(ax, out=ax)
     np.abs(ay, out=ay)
     return blurred, ax, ay

@@ -494,3 +494,23 @@ def test_inset_box_is_none_for_bars_and_borders():
     assert V.inset_box(letterbox(5)[1]) is None
     assert V.inset_box(coloured_border(5)[1]) is None
     assert V.inset_box(pillarbox(5)[1]) is None
+
+
+def test_chunk_gradients_are_the_3x3_sobel_of_the_blurred_frames():
+    import cv2
+
+    rng = np.random.default_rng(21)
+    frames = rng.integers(0, 256, (5, 48, 64)).astype(np.uint8)
+    frames[:, :8] = 16  # a flat bar: zero gradient inside, an edge at its border
+    blurred, ax, ay = V.chunk_gradients(frames)
+    for i, f in enumerate(frames):
+        b = cv2.GaussianBlur(f, (3, 3), 0).astype(np.float32)
+        assert np.array_equal(blurred[i], b)
+        assert np.array_equal(ax[i], np.abs(cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)))
+        assert np.array_equal(ay[i], np.abs(cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)))
+    assert ax[:, 1:6, 1:6].max() == 0 and ay[:, 8].max() > 0
+    # float frames: the same filters in float
+    fl = frames.astype(np.float32) + 0.25
+    fb, fx, fy = V.chunk_gradients(fl)
+    b = cv2.GaussianBlur(fl[2], (3, 3), 0)
+    assert np.array_equal(fb[2], b) and np.array_equal(fx[2], np.abs(cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)))
