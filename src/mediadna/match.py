@@ -871,8 +871,9 @@ class Matcher:
     Two stages: the inverted index proposes candidates from a bounded sample
     of the query's terms (so a query costs the same few dozen lookups however
     large the library); each candidate's stored fingerprint is then aligned
-    with the whole query (every frame, every landmark, every tempo/pitch
-    scale), around the offsets that voted for it.
+    with the whole query, around the offsets that voted for it: every frame,
+    then every landmark at the tempo/pitch scales near the speed the picture
+    aligned at or the candidate lines voted for (:func:`verify_speeds`).
     """
 
     def __init__(self, store: LibraryStore):
@@ -907,7 +908,7 @@ class Matcher:
 
     def lookups(self, library: str, fp: Fingerprint, variants: list | None = None) -> "Lookups":
         """Stage 1's index reads: one visual and one audio lookup, each within its budget
-        (``variants``: the query's :func:`mediadna.index.audio_query_variants`, if made)."""
+        (``variants``: the query's speed-1 :func:`mediadna.index.audio_query_variants`, if made)."""
         terms, qtimes, units = self.visual_terms(fp)
         visual = None
         if len(terms):
