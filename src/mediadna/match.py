@@ -906,17 +906,14 @@ class Matcher:
             first += len(tt)
         return np.concatenate(terms), np.concatenate(times), np.concatenate(units)
 
-    def lookups(self, library: str, fp: Fingerprint, variants: list | None = None) -> "Lookups":
-        """Stage 1's index reads: one visual and one audio lookup, each within its budget
-        (``variants``: the query's speed-1 :func:`mediadna.index.audio_query_variants`, if made)."""
+    def lookups(self, library: str, fp: Fingerprint) -> "Lookups":
+        """Stage 1's index reads: one visual and one audio lookup (of the speed-1 landmarks), each within its budget."""
         terms, qtimes, units = self.visual_terms(fp)
         visual = None
         if len(terms):
             visual = (terms, qtimes, units, self.store.lookup_visual(library, distinct(terms), max_postings=VISUAL_LOOKUP_POSTINGS))
         audio = None
-        if variants is None:
-            variants = I.audio_query_variants(fp, unit_only=True)
-        unit = [v for v in variants if v[0] == 1.0 and v[1] == 1.0]
+        unit = I.audio_query_variants(fp, unit_only=True)
         if unit:
             h = np.concatenate([v[2] for v in unit])
             qt = np.concatenate([v[3] for v in unit])
