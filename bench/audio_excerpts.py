@@ -2,6 +2,7 @@
 """Audio-excerpt benchmark: are short noisy lossy excerpts of a reference's sound found?
 
     python bench/audio_excerpts.py --out DIR [--refs 40] [--distractors 0] [--seed 7000] [--store memory|sqlite] [--json FILE]
+    python bench/audio_excerpts.py --out DIR --recordings MUSIC_DIR [--refs 40]
 
 Issue #2's bar: a noisy, lossy 5 s excerpt of a reference's sound is
 identified >= 95 % of the time, a 2 s excerpt >= 80 %, with no false
@@ -19,6 +20,13 @@ The corpus (generated once into DIR, reused by later runs) is made with
   noise at 10-20 dB SNR, encoded as MP3 or AAC at 32-64 kb/s;
 * unrelated queries: 2 s and 5 s excerpts, made the same way, of music and
   speech from seeds that are not in the library.
+
+With ``--recordings DIR`` the references are real recordings instead (any
+audio files at least 20 s long in DIR, sorted by name): every second file,
+up to ``--refs``, is ingested whole, and the others are the unrelated
+sources; excerpts are made the same way.  Nothing is downloaded: bring your
+own music (a Debian machine has CC-licensed game soundtracks in, e.g., the
+``wesnoth-1.16-music`` and ``supertuxkart-data`` packages).
 
 References (and their queries) are split by seed into a ``dev`` half (what
 thresholds may be tuned on) and a ``held-out`` half (what is reported); the
@@ -62,12 +70,15 @@ def _split(i: int) -> str:
     return "dev" if (i // 2) % 2 == 0 else "held-out"
 
 
-def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0) -> dict:
+def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0, recordings: Path | None = None) -> dict:
     man_path = out / "manifest.json"
     if man_path.exists():
         man = json.loads(man_path.read_text())
-        if man.get("refs_n") == refs and man.get("seed") == seed and man.get("distractors_n", 0) == distractors:
+        if (man.get("refs_n") == refs and man.get("seed") == seed and man.get("distractors_n", 0) == distractors
+                and man.get("recordings") == (str(recordings) if recordings else None)):
             return man
+    if recordings is not None:
+        return _recordings_corpus(out, refs, seed, recordings)
     rng = np.random.default_rng(seed)
     for d in ("refs", "queries", "unrelated_src", "unrelated"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -115,6 +126,44 @@ def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0) -> dict:
             queries.append({"path": str(qp), "ref": None, "kind": kind, "length": length, "split": _split(j)})
     man = {"seed": seed, "refs_n": refs, "distractors_n": distractors, "library": library, "queries": queries}
     man_path.write_text(json.dumps(man, indent=1))
+    return man
+
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac"}
+#: Recordings shorter than this (s) are jingles and stings, not songs: skipped.
+MIN_RECORDING_SECONDS = 20.0
+
+
+def _recordings_corpus(out: Path, refs: int, seed: int, folder: Path) -> dict:
+    """The corpus of :func:`build_corpus` from real recordings: every second file is a reference."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for f in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        a = synth.read_audio(f)
+        if a is not None and a[0].shape[1] / a[1] >= MIN_RECORDING_SECONDS:
+            files.append(f)
+    chosen, others = files[0::2][:refs], files[1::2][:refs]
+    for d in ("queries", "unrelated"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    library, queries = [], []
+    for i, path in enumerate(chosen):
+        library.append({"path": str(path), "kind": "recording", "split": _split(i), "queried": True})
+        for length in LENGTHS:
+            for k in range(EXCERPTS_PER_LENGTH):
+                q = _query_params(rng, length)
+                qp = out / "queries" / f"ref{i:03d}_{int(length)}s_{k}{q.pop('ext')}"
+                if not qp.exists():
+                    synth.transform(path, qp, "audio_only", seed=seed * 10 + i * 7 + k, **q)
+                queries.append({"path": str(qp), "ref": path.name, "kind": "recording", "length": length, "split": _split(i)})
+    for j, src in enumerate(others):
+        for length in LENGTHS:
+            q = _query_params(rng, length)
+            qp = out / "unrelated" / f"neg{j:03d}_{int(length)}s{q.pop('ext')}"
+            if not qp.exists():
+                synth.transform(src, qp, "audio_only", seed=seed * 10 + 5000 + j, **q)
+            queries.append({"path": str(qp), "ref": None, "kind": "recording", "length": length, "split": _split(j)})
+    man = {"seed": seed, "refs_n": refs, "distractors_n": 0, "recordings": str(folder), "library": library, "queries": queries}
+    (out / "manifest.json").write_text(json.dumps(man, indent=1))
     return man
 
 
@@ -184,9 +233,10 @@ def detail(rows: list[dict]) -> str:
         for length in LENGTHS:
             pos = [r for r in rows if r["split"] == half and r["length"] == length and r["ref"] is not None]
             neg = [r for r in rows if r["split"] == half and r["length"] == length]
+            kinds = sorted({r["kind"] for r in pos})
             per_kind = ", ".join(f"{k} {sum(r['found'] for r in pos if r['kind'] == k)}/{sum(r['kind'] == k for r in pos)}"
-                                 for k in KINDS)
-            sims = np.array([r["similarity"] for r in pos])
+                                 for k in kinds)
+            sims = np.array([r["similarity"] for r in pos]) if pos else np.zeros(1)
             other = max((r["best_other"] for r in neg), default=0.0)
             lines.append(f"{half:8s} {length:.0f} s: {per_kind}; true-match similarity median {np.median(sims):.2f}, "
                          f"10th pct {np.percentile(sims, 10):.2f}; best similarity of any wrong/unrelated match {other:.2f}")
@@ -204,14 +254,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
     ap.add_argument("--json", type=Path, help="also write per-query rows here")
+    ap.add_argument("--recordings", type=Path, help="real recordings to use instead of generated music and speech")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    man = build_corpus(a.out, a.refs, a.seed, a.distractors)
+    man = build_corpus(a.out, a.refs, a.seed, a.distractors, a.recordings)
     t1 = time.time()
     rows = evaluate(a.out, man, a.store)
+    n_ref = sum(r["queried"] for r in man["library"])
     print(f"corpus {t1 - t:.0f} s, evaluation {time.time() - t1:.0f} s; library: {len(man['library'])} files "
-          f"({a.refs} references + {AMBIENCE_DISTRACTORS} ambience + {a.distractors} music/speech distractors)", file=sys.stderr)
+          f"({n_ref} references + {len(man['library']) - n_ref} distractors)", file=sys.stderr)
     print(table(rows))
     print()
     print(detail(rows))

@@ -96,10 +96,18 @@ AUDIO_FULL_RATIO = 0.3
 #: among the matched targets, whichever is fewer.  A sustained tone makes the
 #: same landmarks every frame, so per-landmark counts let two unrelated songs
 #: holding one chord, or one tone marching into one drum hit, look like 10-20
-#: matches.  Chance lines reach 4-5 events at speed 1 in the dev library (46
-#: files; 5-7 with 200 more), a noisy lossy 2 s speech excerpt of the right
-#: file 8-25; certainty ramps from AUDIO_CERTAIN_FROM (0.5 at 8 events).
-AUDIO_CERTAIN_FROM = 4
+#: matches.  How many events a chance line reaches depends on how often the
+#: query's landmarks meet the reference's at all (:func:`chance_rate`).
+#: Against the dev corpora's generated music and speech (rate 0.02-0.3)
+#: chance lines reach 4-7 events at speed 1; against dense orchestral
+#: recordings (rate 0.3-1.1) 10-16.  Certainty therefore ramps
+#: from AUDIO_CERTAIN_FROM + AUDIO_CHANCE_EVENTS x chance events, over
+#: AUDIO_CERTAIN_SPAN more (0.5 half way); a noisy lossy 2 s excerpt of the
+#: right file has 8-25 events (speech, generated music) or 10-60 (recordings).
+AUDIO_CERTAIN_FROM = 3
+AUDIO_CHANCE_EVENTS = 12.0
+#: Share of a pair's line cells, the fullest, left out of its chance rate.
+CHANCE_TRIM = 0.01
 AUDIO_CERTAIN_SPAN = 8.0
 #: An off-speed line (one of 30 scale hypotheses) needs this many more
 #: (off-speed chance lines reach 2-3 events more than speed-1 ones).
@@ -450,12 +458,15 @@ def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tupl
     return {int(cv[i]): (int(cand[i] % span) - 1, int(pooled[i])) for i in first}
 
 
-def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> dict[str, list[Segment]]:
+def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict,
+                   searched: dict | None = None) -> dict[str, list[Segment]]:
     """Segments per reference from landmark hits.
 
     ``hits_by_file[file] = (variant index, query time s, reference time s[,
     anchor track, target track])`` arrays; without tracks every anchor time
-    counts as an event of its own.
+    counts as an event of its own.  ``searched[file]``: the seconds of the
+    reference the hits were sought in (default: its duration), which sets the
+    file's chance rate (see AUDIO_CHANCE_EVENTS).
     Each round takes the strongest (scale, offset) line over all variants,
     chains its inliers into segments, then removes every hit (any variant)
     that line explains, so the next round finds the next copied segment.
@@ -472,6 +483,7 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
         bounds = [(int(vi[edges[k]]), int(edges[k]), int(edges[k + 1])) for k in range(len(edges) - 1)]
         off = trf - scales[vi] * tq
         ob = np.floor(off / AUDIO_BIN).astype(np.int64)
+        chance = chance_rate(vi, ob, len(variants), (searched or {}).get(fkey, ref_durations.get(fkey) or 0.0), query_duration)
         alive = np.ones(len(vi), bool)
         segs: list[Segment] = []
         for _ in range(MAX_SEGMENTS):
@@ -495,10 +507,11 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
                 qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
                 in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
                 ratio = n_anchor / max(in_span, 1)
-                log.debug("audio line %s scale=%.2f offset=%.2f events=%d anchors=%d span=%d ratio=%.3f q=[%.1f,%.1f]",
-                          fkey, ts, offset, n, n_anchor, in_span, ratio, qs, qe)
+                log.debug("audio line %s scale=%.2f offset=%.2f events=%d anchors=%d span=%d ratio=%.3f q=[%.1f,%.1f] chance=%.3f",
+                          fkey, ts, offset, n, n_anchor, in_span, ratio, qs, qe, chance)
                 strength = min(1.0, ratio / AUDIO_FULL_RATIO)
-                start = AUDIO_CERTAIN_FROM + (AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0)
+                start = AUDIO_CERTAIN_FROM + AUDIO_CHANCE_EVENTS * chance
+                start += AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0
                 certainty = min(1.0, max(0.0, (n - start) / AUDIO_CERTAIN_SPAN))
                 score = float(strength * certainty)
                 rs, re = ts * qs + offset, ts * qe + offset
@@ -516,6 +529,26 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
         if segs:
             out[fkey] = _dedupe(segs)
     return out
+
+
+def chance_rate(variant: np.ndarray, offset_bin: np.ndarray, n_variants: int, searched_seconds: float,
+                query_duration: float) -> float:
+    """Mean landmark hits per line cell (three offset bins of one variant) away from the pair's lines.
+
+    The query can sit at any offset from before the reference's start to its
+    end, so the cells are the searched seconds plus the query's, per variant.
+    The CHANCE_TRIM share of cells with the most hits is left out: a copy's
+    own line, and a reference that repeats itself (a chorus, a loop), pile
+    hits onto a few cells, which says nothing about chance elsewhere.
+    """
+    cells = int(max(1.0, (searched_seconds + query_duration) / AUDIO_BIN)) * max(1, n_variants)
+    if not len(variant):
+        return 0.0
+    _, counts = value_counts(np.asarray(variant, np.int64) * (1 << 32) + (np.asarray(offset_bin, np.int64) - int(np.min(offset_bin))))
+    top = int(np.ceil(CHANCE_TRIM * cells))
+    counts = np.sort(counts)
+    kept = int(counts[: max(0, len(counts) - top)].sum())
+    return 3.0 * kept / cells
 
 
 def extend_over_silence(seg: Segment, ref_times: np.ndarray, query_duration: float, ref_duration: float) -> Segment:
@@ -1028,7 +1061,8 @@ class Matcher:
         a_segs: dict[str, list[Segment]] = {}
         if heard and fp.audio is not None and len(fp.audio):
             variants = I.audio_query_variants(fp, speeds=verify_speeds(cands, v_segs, heard))
-            a_segs = audio_segments(self.audio_hits(heard, windows, variants), variants, fp.duration, ref_durations)
+            searched = {f: sum(b - a for a, b in windows[f]) if windows[f] else ref_durations[f] for f in heard}
+            a_segs = audio_segments(self.audio_hits(heard, windows, variants), variants, fp.duration, ref_durations, searched)
         for f, segs in a_segs.items():
             if any(seg.score > 0 for seg in segs):
                 ref = refs[f]
