@@ -91,14 +91,7 @@ def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0, recordin
         if not path.exists():
             synth.make_audio(path, kind=kind, duration=dur, seed=seed + i, bitrate=br)
         library.append({"path": str(path), "kind": kind, "split": _split(i), "queried": True})
-        for length in LENGTHS:
-            for k in range(EXCERPTS_PER_LENGTH):
-                q = _query_params(rng, length)
-                qp = out / "queries" / f"ref{i:03d}_{int(length)}s_{k}{q.pop('ext')}"
-                if not qp.exists():
-                    synth.transform(path, qp, "audio_only", seed=seed * 10 + i * 7 + k, **q)
-                queries.append({"path": str(qp), "ref": path.name, "kind": kind, "length": length,
-                                "split": _split(i)})
+        queries += _excerpts(out, rng, seed, i, path, kind)
     for j in range(AMBIENCE_DISTRACTORS):
         path = out / "refs" / f"amb{j:03d}_noise.wav"
         dur = float(rng.uniform(30, 90))  # drawn whether or not the file exists: the stream stays the same
@@ -118,12 +111,7 @@ def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0, recordin
         src = out / "unrelated_src" / f"src{j:03d}_{kind}.wav"
         if not src.exists():
             synth.make_audio(src, kind=kind, duration=20.0, seed=seed + 20_000 + j)
-        for length in LENGTHS:
-            q = _query_params(rng, length)
-            qp = out / "unrelated" / f"neg{j:03d}_{int(length)}s{q.pop('ext')}"
-            if not qp.exists():
-                synth.transform(src, qp, "audio_only", seed=seed * 10 + 5000 + j, **q)
-            queries.append({"path": str(qp), "ref": None, "kind": kind, "length": length, "split": _split(j)})
+        queries += _unrelated(out, rng, seed, j, src, kind)
     man = {"seed": seed, "refs_n": refs, "distractors_n": distractors, "library": library, "queries": queries}
     man_path.write_text(json.dumps(man, indent=1))
     return man
@@ -148,23 +136,37 @@ def _recordings_corpus(out: Path, refs: int, seed: int, folder: Path) -> dict:
     library, queries = [], []
     for i, path in enumerate(chosen):
         library.append({"path": str(path), "kind": "recording", "split": _split(i), "queried": True})
-        for length in LENGTHS:
-            for k in range(EXCERPTS_PER_LENGTH):
-                q = _query_params(rng, length)
-                qp = out / "queries" / f"ref{i:03d}_{int(length)}s_{k}{q.pop('ext')}"
-                if not qp.exists():
-                    synth.transform(path, qp, "audio_only", seed=seed * 10 + i * 7 + k, **q)
-                queries.append({"path": str(qp), "ref": path.name, "kind": "recording", "length": length, "split": _split(i)})
+        queries += _excerpts(out, rng, seed, i, path, "recording")
     for j, src in enumerate(others):
-        for length in LENGTHS:
-            q = _query_params(rng, length)
-            qp = out / "unrelated" / f"neg{j:03d}_{int(length)}s{q.pop('ext')}"
-            if not qp.exists():
-                synth.transform(src, qp, "audio_only", seed=seed * 10 + 5000 + j, **q)
-            queries.append({"path": str(qp), "ref": None, "kind": "recording", "length": length, "split": _split(j)})
+        queries += _unrelated(out, rng, seed, j, src, "recording")
     man = {"seed": seed, "refs_n": refs, "distractors_n": 0, "recordings": str(folder), "library": library, "queries": queries}
     (out / "manifest.json").write_text(json.dumps(man, indent=1))
     return man
+
+
+def _excerpts(out: Path, rng: np.random.Generator, seed: int, i: int, path: Path, kind: str) -> list[dict]:
+    """EXCERPTS_PER_LENGTH noisy lossy excerpts of reference ``i`` per length (made once)."""
+    queries = []
+    for length in LENGTHS:
+        for k in range(EXCERPTS_PER_LENGTH):
+            q = _query_params(rng, length)
+            qp = out / "queries" / f"ref{i:03d}_{int(length)}s_{k}{q.pop('ext')}"
+            if not qp.exists():
+                synth.transform(path, qp, "audio_only", seed=seed * 10 + i * 7 + k, **q)
+            queries.append({"path": str(qp), "ref": path.name, "kind": kind, "length": length, "split": _split(i)})
+    return queries
+
+
+def _unrelated(out: Path, rng: np.random.Generator, seed: int, j: int, src: Path, kind: str) -> list[dict]:
+    """One excerpt per length of unrelated source ``j``, made like the references' (made once)."""
+    queries = []
+    for length in LENGTHS:
+        q = _query_params(rng, length)
+        qp = out / "unrelated" / f"neg{j:03d}_{int(length)}s{q.pop('ext')}"
+        if not qp.exists():
+            synth.transform(src, qp, "audio_only", seed=seed * 10 + 5000 + j, **q)
+        queries.append({"path": str(qp), "ref": None, "kind": kind, "length": length, "split": _split(j)})
+    return queries
 
 
 def _query_params(rng: np.random.Generator, length: float) -> dict:

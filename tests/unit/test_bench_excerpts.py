@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from mediadna import synth
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "audio_excerpts.py"
-
 
 @pytest.fixture(scope="module")
-def excerpts():
-    spec = importlib.util.spec_from_file_location("bench_audio_excerpts", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_audio_excerpts"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def excerpts(load_bench):
+    return load_bench("audio_excerpts")
 
 
 def test_recordings_corpus_alternates_references_and_unrelated_sources_and_skips_jingles(excerpts, tmp_path):

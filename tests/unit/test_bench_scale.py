@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +10,10 @@ from mediadna import audio as A
 from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
 from mediadna.index import fingerprint2postings
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
-
 
 @pytest.fixture(scope="module")
-def scale():
-    spec = importlib.util.spec_from_file_location("bench_scale", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_scale"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def scale(load_bench):
+    return load_bench("scale")
 
 
 def _training_fp(seed: int, seconds: float = 20.0) -> Fingerprint:
