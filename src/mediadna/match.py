@@ -544,11 +544,15 @@ def chance_rate(variant: np.ndarray, offset_bin: np.ndarray, n_variants: int, se
     cells = int(max(1.0, (searched_seconds + query_duration) / AUDIO_BIN)) * max(1, n_variants)
     if not len(variant):
         return 0.0
-    _, counts = value_counts(np.asarray(variant, np.int64) * (1 << 32) + (np.asarray(offset_bin, np.int64) - int(np.min(offset_bin))))
-    top = int(np.ceil(CHANCE_TRIM * cells))
-    counts = np.sort(counts)
-    kept = int(counts[: max(0, len(counts) - top)].sum())
-    return 3.0 * kept / cells
+    o = np.asarray(offset_bin, np.int64)
+    o = o - o.min()
+    span = int(o.max()) + 1
+    key = np.asarray(variant, np.int64) * span + o
+    n_keys = (int(np.max(variant)) + 1) * span
+    counts = np.bincount(key, minlength=n_keys) if n_keys <= DENSE_CELLS else value_counts(key)[1]
+    top = min(len(counts), int(np.ceil(CHANCE_TRIM * cells)))
+    fullest = np.partition(counts, len(counts) - top)[len(counts) - top :] if top else counts[:0]
+    return 3.0 * (len(variant) - int(fullest.sum())) / cells
 
 
 def extend_over_silence(seg: Segment, ref_times: np.ndarray, query_duration: float, ref_duration: float) -> Segment:
