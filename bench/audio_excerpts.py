@@ -25,8 +25,8 @@ With ``--recordings DIR`` the references are real recordings instead (any
 audio files at least 20 s long in DIR, sorted by name): every second file,
 up to ``--refs``, is ingested whole, and the others are the unrelated
 sources; excerpts are made the same way.  Nothing is downloaded: bring your
-own music (a Debian machine has CC-licensed game soundtracks in, e.g., the
-``wesnoth-1.16-music`` and ``supertuxkart-data`` packages).
+own music (Debian's ``wesnoth-1.16-music`` and ``supertuxkart-data``
+packages hold GPL and CC BY-SA game soundtracks; the README has the recipe).
 
 References (and their queries) are split by seed into a ``dev`` half (what
 thresholds may be tuned on) and a ``held-out`` half (what is reported); the
@@ -78,7 +78,9 @@ def build_corpus(out: Path, refs: int, seed: int, distractors: int = 0, recordin
                 and man.get("recordings") == (str(recordings) if recordings else None)):
             return man
     if recordings is not None:
-        return _recordings_corpus(out, refs, seed, recordings)
+        man = _recordings_corpus(out, refs, seed, recordings)
+        man_path.write_text(json.dumps(man, indent=1))
+        return man
     rng = np.random.default_rng(seed)
     for d in ("refs", "queries", "unrelated_src", "unrelated"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -125,11 +127,8 @@ MIN_RECORDING_SECONDS = 20.0
 def _recordings_corpus(out: Path, refs: int, seed: int, folder: Path) -> dict:
     """The corpus of :func:`build_corpus` from real recordings: every second file is a reference."""
     rng = np.random.default_rng(seed)
-    files = []
-    for f in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
-        a = synth.read_audio(f)
-        if a is not None and a[0].shape[1] / a[1] >= MIN_RECORDING_SECONDS:
-            files.append(f)
+    files = [f for f in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+             if (info := synth.probe(f)).has_audio and info.duration >= MIN_RECORDING_SECONDS]  # container facts: no decoding
     chosen, others = files[0::2][:refs], files[1::2][:refs]
     for d in ("queries", "unrelated"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -139,9 +138,7 @@ def _recordings_corpus(out: Path, refs: int, seed: int, folder: Path) -> dict:
         queries += _excerpts(out, rng, seed, i, path, "recording")
     for j, src in enumerate(others):
         queries += _unrelated(out, rng, seed, j, src, "recording")
-    man = {"seed": seed, "refs_n": refs, "distractors_n": 0, "recordings": str(folder), "library": library, "queries": queries}
-    (out / "manifest.json").write_text(json.dumps(man, indent=1))
-    return man
+    return {"seed": seed, "refs_n": refs, "distractors_n": 0, "recordings": str(folder), "library": library, "queries": queries}
 
 
 def _excerpts(out: Path, rng: np.random.Generator, seed: int, i: int, path: Path, kind: str) -> list[dict]:
