@@ -330,3 +330,42 @@ def test_a_file_only_the_picture_proposed_is_not_heard_when_its_picture_does_not
     monkeypatch.setattr(I, "audio_query_variants", lambda *a, **k: made.append(k) or [])
     assert matcher.match(LIB, q) == [] and heard == [["r2"]]
     assert all(k.get("unit_only") for k in made)
+
+
+class PostingStore:
+    """A store whose audio index holds exactly the given postings: {file: [(key, reference time)]}."""
+
+    def __init__(self, postings: dict[str, list[tuple[int, float]]]):
+        from mediadna.store.base import Hits
+
+        names = np.array(list(postings), dtype=object)
+        rows = [(k, c, t) for c, f in enumerate(postings) for k, t in postings[f]]
+        self.hits = Hits(np.array([r[0] for r in rows], np.uint32), np.array([r[1] for r in rows], np.int64),
+                         np.array([r[2] for r in rows], np.float32), names)
+
+    def lookup_audio(self, library, keys, max_postings=None):
+        from mediadna.store.base import Hits
+
+        m = np.isin(self.hits.keys, keys)
+        return Hits(self.hits.keys[m], self.hits.codes[m], self.hits.times[m], self.hits.names)
+
+
+def test_audio_candidates_count_query_events_not_hits(monkeypatch):
+    """One held note of the query meeting a reference that holds it too piles up
+    hits (every posting of every landmark of that note's track); it is one event.
+    A reference sharing a few of the query's events on one line is the candidate."""
+    rng = np.random.default_rng(12)
+    q = audio_only(*rand_peaks(rng, 3.0), 3.0)
+    (_, _, h, qt, anchors, _), = I.audio_query_variants(q, unit_only=True)
+    tracks, first = np.unique(anchors, return_index=True)
+    by_track = {t: np.flatnonzero(anchors == t) for t in tracks}
+    held = max(by_track, key=lambda t: len(by_track[t]))  # the track with the most landmarks
+    others = [by_track[t][0] for t in tracks if t != held][:30]  # one landmark each of 30 other events
+    pile = [(int(h[i]), 40.0 + float(qt[i]) + 0.05 * k) for i in by_track[held] for k in range(12)]
+    copy = [(int(h[i]), 20.0 + float(qt[i])) for i in others]
+    assert len(pile) > 2 * len(copy)
+    monkeypatch.setattr(M, "MAX_AUDIO_CANDIDATES", 1)
+    cands = M.Matcher(PostingStore({"pile": pile, "copy": copy})).candidates(LIB, q)
+    assert list(cands.audio) == ["copy"]
+    assert any(abs(o - 20.0) <= M.CANDIDATE_BIN for o in cands.audio["copy"])
+
