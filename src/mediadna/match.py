@@ -820,7 +820,8 @@ def _chance_cut(scores: np.ndarray) -> float:
 @dataclass
 class Lookups:
     """What stage 1 read: (query terms, query times, vote units, hits) for
-    the picture and (landmark keys, query times, anchor events, hits) for the sound; None
+    the picture and (landmark keys, query times, anchor events or None (see
+    EVENT_VOTE_SECONDS), hits) for the sound; None
     when the query has no such track."""
 
     visual: tuple | None
@@ -963,11 +964,13 @@ class Matcher:
         if unit:
             h = np.concatenate([v[2] for v in unit])
             qt = np.concatenate([v[3] for v in unit])
-            tracks = np.concatenate([v[4] for v in unit])
-            events = np.searchsorted(distinct(tracks), tracks)  # anchor tracks, numbered densely
             keys = _sample_keys(h, AUDIO_LOOKUP_KEYS)
             sel = np.isin(h, keys)
-            audio = (h[sel], qt[sel], events[sel], self.store.lookup_audio(library, keys, max_postings=AUDIO_LOOKUP_POSTINGS))
+            events = None
+            if fp.duration <= EVENT_VOTE_SECONDS:
+                tracks = np.concatenate([v[4] for v in unit])[sel]
+                events = np.searchsorted(distinct(tracks), tracks)  # anchor tracks, numbered densely
+            audio = (h[sel], qt[sel], events, self.store.lookup_audio(library, keys, max_postings=AUDIO_LOOKUP_POSTINGS))
         return Lookups(visual, audio)
 
     def candidates(self, library: str, fp: Fingerprint, looked: "Lookups | None" = None) -> Candidates:
@@ -997,7 +1000,7 @@ class Matcher:
                 ns = len(CANDIDATE_SPEEDS)
                 code = (fc[None, :] * ns + np.arange(ns)[:, None]).ravel()
                 cell = np.floor((rt[None, :] - np.asarray(CANDIDATE_SPEEDS)[:, None] * q[None, :]) / CANDIDATE_BIN).astype(np.int64).ravel()
-                lines = _Lines(code, cell, np.tile(events[qi], ns) if fp.duration <= EVENT_VOTE_SECONDS else None)
+                lines = _Lines(code, cell, None if events is None else np.tile(events[qi], ns))
                 # each file's chance level: its votes over the offset bins they could fall in
                 rmax = np.zeros(len(hits.names))
                 np.maximum.at(rmax, fc, rt)
