@@ -682,7 +682,7 @@ MIN_AUDIO_VOTES = 5
 #: frames: on orchestral recordings such pile-ups outvoted a 2 s excerpt's
 #: own reference, which then went unverified.  A long query's copy has
 #: hundreds of events on its line, and counting events there cost a
-#: 1,000-hour query ~30 ms (a wider sort over every hit at three speeds).
+#: 1,000-hour query 20-40 ms (a wider sort over every hit at three speeds).
 EVENT_VOTE_SECONDS = 12.0
 #: ... beyond what chance gives that file: a file with n votes spread over
 #: B offset bins expects mu = 3n/B per pooled line, and its best line must

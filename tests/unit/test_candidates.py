@@ -10,6 +10,7 @@ from mediadna import index as I
 from mediadna import match as M
 from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
 from mediadna.pipeline import commit
+from mediadna.store.base import Hits
 from mediadna.store.memory import MemoryStore
 
 LIB = "lib"
@@ -232,8 +233,6 @@ def test_lines_pool_neighbouring_cells_of_one_file_only():
 
 @pytest.mark.parametrize("top", [50, 1 << 20, 1 << 23])  # a table per key / few wanted terms / a wide key space
 def test_expand_joins_every_posting_of_every_wanted_key(top):
-    from mediadna.store.base import Hits
-
     rng = np.random.default_rng(10)
     keys = rng.integers(0, top, 400).astype(np.uint32)
     hits = Hits(keys, np.zeros(400, np.int64), np.arange(400, dtype=np.float32), np.array(["f"], dtype=object))
@@ -336,16 +335,12 @@ class PostingStore:
     """A store whose audio index holds exactly the given postings: {file: [(key, reference time)]}."""
 
     def __init__(self, postings: dict[str, list[tuple[int, float]]]):
-        from mediadna.store.base import Hits
-
         names = np.array(list(postings), dtype=object)
         rows = [(k, c, t) for c, f in enumerate(postings) for k, t in postings[f]]
         self.hits = Hits(np.array([r[0] for r in rows], np.uint32), np.array([r[1] for r in rows], np.int64),
                          np.array([r[2] for r in rows], np.float32), names)
 
     def lookup_audio(self, library, keys, max_postings=None):
-        from mediadna.store.base import Hits
-
         m = np.isin(self.hits.keys, keys)
         return Hits(self.hits.keys[m], self.hits.codes[m], self.hits.times[m], self.hits.names)
 
@@ -356,8 +351,8 @@ def test_audio_candidates_count_query_events_not_hits(monkeypatch):
     A reference sharing a few of the query's events on one line is the candidate."""
     rng = np.random.default_rng(12)
     q = audio_only(*rand_peaks(rng, 3.0), 3.0)
-    (_, _, h, qt, anchors, _), = I.audio_query_variants(q, unit_only=True)
-    tracks, first = np.unique(anchors, return_index=True)
+    ((_, _, h, qt, anchors, _),) = I.audio_query_variants(q, unit_only=True)
+    tracks = np.unique(anchors)
     by_track = {t: np.flatnonzero(anchors == t) for t in tracks}
     held = max(by_track, key=lambda t: len(by_track[t]))  # the track with the most landmarks
     others = [by_track[t][0] for t in tracks if t != held][:30]  # one landmark each of 30 other events
@@ -368,4 +363,3 @@ def test_audio_candidates_count_query_events_not_hits(monkeypatch):
     cands = M.Matcher(PostingStore({"pile": pile, "copy": copy})).candidates(LIB, q)
     assert list(cands.audio) == ["copy"]
     assert any(abs(o - 20.0) <= M.CANDIDATE_BIN for o in cands.audio["copy"])
-
