@@ -19,6 +19,7 @@ PARAMS = {
     "frame_hash": "dct64",
     "hash_input": V.HASH_INPUT,
     "flat_std": V.FLAT_STD,
+    "dim_std": V.DIM_STD,
     "box_chunk": V.BOX_CHUNK,
     "audio_rate": D.AUDIO_RATE,
     "n_fft": A.N_FFT,

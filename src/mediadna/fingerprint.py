@@ -33,6 +33,7 @@ CONTAINER_VERSION = 1
 
 # Bit flags per sampled frame.
 FLAG_FLAT = 1  # flat / near-black / near-uniform frame: never evidence on its own
+FLAG_DIM = 2  # dim frame (night footage): evidence only in a long enough segment (mediadna.match.DIM_SEGMENT_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import numpy as np
 from . import audio as A
 from . import index as I
 from .arrays import distinct, runs, value_counts
-from .fingerprint import Fingerprint
+from .fingerprint import FLAG_DIM, Fingerprint, VisualTrack
 from .store.base import Hits, LibraryStore
 from .visual import hamming
 
@@ -78,6 +78,12 @@ MIN_SEGMENT_SCORE = 0.35
 SHORT_SEGMENT_SECONDS = 5.0
 SHORT_SEGMENT_PENALTY = 0.3
 OFF_SPEED_PENALTY = 0.2
+#: A visual segment whose frames are mostly dim (FLAG_DIM: night footage), on
+#: either side, must last at least this long (s): unrelated night scenes
+#: share 1-3 s runs of look-alike frames (dark sky over darker ground) at
+#: scores of 0.6-0.9, while copies of one run for as long as they are copied.
+DIM_SEGMENT_SECONDS = 5.0
+DIM_SHARE = 0.5
 #: Speeds within this of 1 count as unchanged.
 UNIT_SPEED_TOL = 0.015
 MAX_SEGMENTS = 8
@@ -354,12 +360,20 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                 rs, re = max(0.0, rs), min(float(ref.duration) or re, re)
                 if re <= rs:
                     continue
+                if qe - qs < DIM_SEGMENT_SECONDS and (_mostly_dim(qv, qs, qe) or _mostly_dim(rv, rs, re)):
+                    continue
                 segments.append(Segment(qs, qe, rs, re, score, "video", speed, flipped))
                 found_any = True
             alive &= ~used
             if not found_any and used.sum() == 0:
                 break
     return _dedupe(segments)
+
+
+def _mostly_dim(track: VisualTrack, start: float, end: float) -> bool:
+    """Are most informative frames of ``track`` in ``[start, end)`` dim (see DIM_SEGMENT_SECONDS)?"""
+    sel = (track.times >= start) & (track.times < end) & track.informative
+    return bool(sel.any()) and float(((track.flags[sel] & FLAG_DIM) != 0).mean()) > DIM_SHARE
 
 
 def _dedupe(segments: list[Segment]) -> list[Segment]:

@@ -1,10 +1,11 @@
-"""Visual fingerprint: content box, 64-bit DCT frame hashes, flat flags.
+"""Visual fingerprint: content box, 64-bit DCT frame hashes, flat and dim flags.
 
 Per sampled frame we keep a 64-bit perceptual hash of the *content box*
 (the picture with letterbox, pillarbox, borders and blurred 9:16 fill cut
 away), the hash of its mirror image (flip-robust matching costs nothing:
 mirroring only negates odd horizontal DCT frequencies), and a flag for flat
-frames (black, fades, solid colour), which never count as evidence alone.
+frames (black, fades, solid colour), which never count as evidence alone,
+and one for dim frames (night footage), which count only in long segments.
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .fingerprint import FLAG_FLAT, VisualTrack
+from .fingerprint import FLAG_DIM, FLAG_FLAT, VisualTrack
 
 #: Side of the raster the DCT is taken on (pHash's classic 32).
 HASH_INPUT = 32
-#: Frames whose content-box standard deviation (grey levels) is below this are
-#: flat: their hash is decided by noise and matches anything flat.
-FLAT_STD = 7.0
+#: Frames whose hash raster (the 32x32 content box) has a standard deviation
+#: below this (grey levels) are flat: black, fades, solid colour, a faint
+#: gradient.  Their hash is decided by noise and coding and matches anything
+#: flat.
+FLAT_STD = 4.0
+#: Frames below this (and not flat) are dim: night footage, a dark sky over
+#: darker ground with a few lights.  Their structure is real, so they are
+#: hashed and indexed (a night scene whose sound was swapped is found by its
+#: picture), but unrelated night scenes share 1-3 s of look-alike frames, so
+#: dim evidence only counts in long segments (match.DIM_SEGMENT_SECONDS).
+#: Measured on generated night footage (bench, dark kind): frames sit at 1-7.
+DIM_STD = 7.0
 #: Frames per content-box estimate (~8 s at 5 fps): bars are static, content
 #: moves, so a few seconds of frames separate them far better than one frame.
 BOX_CHUNK = 40
@@ -423,9 +433,13 @@ def frames2track(
     box = content_box(frames, prior, aspect, grads)
     rasters = crops2rasters(frames, box)
     hashes, flipped = rasters2hashes(rasters)
-    flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
-    flags = np.where(flat, FLAG_FLAT, 0).astype(np.uint8)
-    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, flags)
+    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, rasters2flags(rasters))
+
+
+def rasters2flags(rasters: np.ndarray) -> np.ndarray:
+    """FLAG_FLAT / FLAG_DIM of each hash raster, by its standard deviation."""
+    std = rasters.reshape(len(rasters), -1).std(axis=1)
+    return np.where(std < FLAT_STD, FLAG_FLAT, np.where(std < DIM_STD, FLAG_DIM, 0)).astype(np.uint8)
 
 
 def concat_tracks(tracks: Iterable[VisualTrack]) -> VisualTrack:
@@ -447,8 +461,7 @@ def frames2inset(times: np.ndarray, frames: np.ndarray, grads: tuple | None = No
         return VisualTrack.empty()
     rasters = crops2rasters(frames, box)
     hashes, flipped = rasters2hashes(rasters)
-    flat = rasters.reshape(len(rasters), -1).std(axis=1) < FLAT_STD
-    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, np.where(flat, FLAG_FLAT, 0).astype(np.uint8))
+    return VisualTrack(np.asarray(times, np.float32), hashes, flipped, rasters2flags(rasters))
 
 
 class VisualExtractor:

@@ -13,8 +13,8 @@ import pytest
 from mediadna import audio as A
 from mediadna import index as I
 from mediadna import pipeline as P
-from mediadna.fingerprint import FLAG_FLAT, AudioTrack, Fingerprint, VisualTrack
-from mediadna.match import Matcher, Segment, align_visual, audio_segments, fuse
+from mediadna.fingerprint import FLAG_DIM, FLAG_FLAT, AudioTrack, Fingerprint, VisualTrack
+from mediadna.match import DIM_SEGMENT_SECONDS, Matcher, Segment, align_visual, audio_segments, fuse
 from mediadna.store.memory import MemoryStore
 
 FPS = 5.0
@@ -185,6 +185,33 @@ def test_align_flat_frames_inside_a_copy_are_bridged():
     segs = align_visual(q, ref)
     assert len(segs) == 1
     assert_segment(segs[0], 10, 30, 20, 40)
+
+
+def _dimmed(fp: Fingerprint, t0: float, t1: float) -> Fingerprint:
+    """``fp`` with its frames in [t0, t1) flagged dim (night footage)."""
+    flags = fp.visual.flags.copy()
+    flags[(fp.visual.times >= t0) & (fp.visual.times < t1)] |= FLAG_DIM
+    return fingerprint(vtrack(fp.visual.hashes, fp.visual.flipped, flags), duration=fp.duration)
+
+
+@pytest.mark.parametrize("side", ["query", "reference"])
+def test_align_short_dim_run_is_no_evidence_but_a_long_one_is(side):
+    """Dim frames count only in segments of DIM_SEGMENT_SECONDS or more (unrelated
+    night scenes share short runs of look-alike frames); bright ones of any length."""
+    rng = np.random.default_rng(9)
+    ref = reference(509)
+    short = DIM_SEGMENT_SECONDS - 1.5
+    for length, dim, found in ((short, False, True), (short, True, False), (DIM_SEGMENT_SECONDS + 3.0, True, True)):
+        q = splice(rng, [50, excerpt(rng, ref, 20, 20 + length, bits=0), 50])
+        r = ref
+        if dim and side == "query":
+            q = _dimmed(q, 0.0, q.duration)
+        elif dim:
+            r = _dimmed(ref, 0.0, ref.duration)
+        segs = align_visual(q, r)
+        assert bool(segs) == found, (length, dim)
+        if found:
+            assert_segment(segs[0], 10, 10 + length, 20, 20 + length)
 
 
 def test_align_without_visual_is_empty():

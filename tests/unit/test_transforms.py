@@ -184,3 +184,37 @@ def test_unrelated_music_excerpt_is_not_a_duplicate(engine, media_dir):
     synth.transform(src, path, "audio_only", start=4.0, length=5.0, snr_db=10.0, bitrate="64k")
     r = query(engine, path)
     assert not r["duplicate"], describe(r)
+
+
+# --- night footage ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def night(tmp_path_factory, media_dir):
+    """A library of two night clips (dark sky, dim lights: dim frames) and the clips."""
+    clips = {k: synth.make_video(media_dir / f"night-{k}.mp4", kind="dark", duration=20.0, seed=seed, size=(320, 180),
+                                 audio="music") for k, seed in (("a", 31), ("b", 32), ("other", 33))}
+    store = SQLiteStore(tmp_path_factory.mktemp("night") / "library.sqlite3")
+    store.create_library(LIB)
+    eng = Engine(store)
+    for k in ("a", "b"):
+        assert eng.process(clips[k], LIB, save_type="onlysave")["stored"]
+    yield eng, clips
+    store.close()
+
+
+def test_night_footage_with_its_sound_swapped_is_found_by_its_picture(night, make_copy):
+    """Dim frames are evidence: with the sound replaced, only the picture can match."""
+    eng, clips = night
+    path = make_copy("soundswap", source=clips["a"], seed=7, kind="music")
+    r = query(eng, path)
+    assert duplicates(r, eng) == {clips["a"].name}, describe(r)
+    best = r["matches"][0]
+    assert best["modality"] == "video", describe(r)
+    truth = synth.read_truth(path)
+    seg = max(best["segments"], key=lambda s: s["query_end"] - s["query_start"])
+    assert abs(seg["reference_start"] - seg["query_start"] - (truth["reference_start"] - truth["query_start"])) <= TOL, describe(r)
+
+
+def test_unrelated_night_footage_is_not_a_duplicate(night):
+    eng, clips = night
+    r = query(eng, clips["other"])
+    assert duplicates(r, eng) == set(), describe(r)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mediadna import visual as V
-from mediadna.fingerprint import FLAG_FLAT, FINGERPRINT_VERSION, VisualTrack
+from mediadna.fingerprint import FLAG_DIM, FLAG_FLAT, FINGERPRINT_VERSION, VisualTrack
 from mediadna.visual import (
     HASH_INPUT,
     VisualExtractor,
@@ -423,6 +423,17 @@ def test_real_content_is_not_flat_even_when_dim():
     for fr in (footage(0)[:10], (footage(0)[:10] * 0.3).astype(np.uint8), letterbox(1)[1][:10]):
         t = track(fr)
         assert not np.any(t.flags & FLAG_FLAT)
+
+
+def test_dim_frames_are_flagged_dim_and_hash_like_the_bright_picture():
+    """Night-footage levels (a few grey levels of structure) are evidence, flagged
+    dim, and the hash of a dimmed picture is the hash of the picture."""
+    bright = footage(0)[:10]
+    dim = track((bright * 0.15).astype(np.uint8))
+    assert np.all(dim.flags == FLAG_DIM) and np.all(dim.informative)
+    full = track(bright)
+    assert not np.any(full.flags)
+    assert np.all(hamming(dim.hashes, full.hashes) <= 6)
 
 
 def test_flags_are_per_frame_in_a_fade():
