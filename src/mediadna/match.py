@@ -81,8 +81,9 @@ OFF_SPEED_PENALTY = 0.2
 #: A visual segment whose frames are mostly dim (FLAG_DIM: night footage), on
 #: either side, must last at least this long (s): unrelated night scenes
 #: share 1-3 s runs of look-alike frames (dark sky over darker ground) at
-#: scores of 0.6-0.9, while copies of one run for as long as they are copied.
+#: scores of 0.6-0.9 (bench/night.py), while a copy runs as long as it was copied.
 DIM_SEGMENT_SECONDS = 5.0
+#: "Mostly": more than this share of the segment's informative frames.
 DIM_SHARE = 0.5
 #: Speeds within this of 1 count as unchanged.
 UNIT_SPEED_TOL = 0.015

@@ -24,14 +24,14 @@ HASH_INPUT = 32
 #: Frames whose hash raster (the 32x32 content box) has a standard deviation
 #: below this (grey levels) are flat: black, fades, solid colour, a faint
 #: gradient.  Their hash is decided by noise and coding and matches anything
-#: flat.
+#: flat.  Those measure 0-3 (footage faded to 4 % 1.4, a 10-level
+#: gradient 2.9); night footage's lit frames 4-7.
 FLAT_STD = 4.0
 #: Frames below this (and not flat) are dim: night footage, a dark sky over
 #: darker ground with a few lights.  Their structure is real, so they are
 #: hashed and indexed (a night scene whose sound was swapped is found by its
 #: picture), but unrelated night scenes share 1-3 s of look-alike frames, so
 #: dim evidence only counts in long segments (match.DIM_SEGMENT_SECONDS).
-#: Measured on generated night footage (bench, dark kind): frames sit at 1-7.
 DIM_STD = 7.0
 #: Frames per content-box estimate (~8 s at 5 fps): bars are static, content
 #: moves, so a few seconds of frames separate them far better than one frame.
