@@ -80,6 +80,11 @@ class VisualTrack:
         """Mask of frames that may serve as evidence (not flat)."""
         return (self.flags & FLAG_FLAT) == 0
 
+    @property
+    def dim(self) -> np.ndarray:
+        """Mask of dim frames (evidence only in long segments)."""
+        return (self.flags & FLAG_DIM) != 0
+
     @classmethod
     def empty(cls) -> "VisualTrack":
         return cls(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))

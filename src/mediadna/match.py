@@ -34,7 +34,7 @@ import numpy as np
 from . import audio as A
 from . import index as I
 from .arrays import distinct, runs, value_counts
-from .fingerprint import FLAG_DIM, Fingerprint, VisualTrack
+from .fingerprint import Fingerprint, VisualTrack
 from .store.base import Hits, LibraryStore
 from .visual import hamming
 
@@ -374,7 +374,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
 def _mostly_dim(track: VisualTrack, start: float, end: float) -> bool:
     """Are most informative frames of ``track`` in ``[start, end)`` dim (see DIM_SEGMENT_SECONDS)?"""
     sel = (track.times >= start) & (track.times < end) & track.informative
-    return bool(sel.any()) and float(((track.flags[sel] & FLAG_DIM) != 0).mean()) > DIM_SHARE
+    return bool(sel.any()) and float(track.dim[sel].mean()) > DIM_SHARE
 
 
 def _dedupe(segments: list[Segment]) -> list[Segment]:
