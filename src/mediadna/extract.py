@@ -20,6 +20,7 @@ PARAMS = {
     "hash_input": V.HASH_INPUT,
     "flat_std": V.FLAT_STD,
     "dim_std": V.DIM_STD,
+    "zoom_views": list(V.ZOOM_VIEWS),
     "box_chunk": V.BOX_CHUNK,
     "audio_rate": D.AUDIO_RATE,
     "n_fft": A.N_FFT,

@@ -56,12 +56,15 @@ class FrameHash:
 
 @dataclass
 class VisualTrack:
-    """Per sampled frame: time (s), hash, hash of the mirrored frame, flags."""
+    """Per sampled frame: time (s), hash, hash of the mirrored frame, flags,
+    and the hashes of centred crops of the frame (``zoom``, one column per
+    ``params["zoom_views"]`` entry; none in fingerprints made before them)."""
 
     times: np.ndarray  # float32 seconds, increasing
     hashes: np.ndarray  # uint64
     flipped: np.ndarray  # uint64 (hash of the horizontally mirrored frame)
     flags: np.ndarray  # uint8, FLAG_* bits
+    zoom: np.ndarray | None = None  # uint64 (N, views): hashes of the frame's centred crops
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.float32)
@@ -69,7 +72,8 @@ class VisualTrack:
         self.flipped = np.asarray(self.flipped, dtype=np.uint64)
         self.flags = np.asarray(self.flags, dtype=np.uint8)
         n = len(self.times)
-        if not (len(self.hashes) == len(self.flipped) == len(self.flags) == n):
+        self.zoom = np.zeros((n, 0), np.uint64) if self.zoom is None else np.asarray(self.zoom, dtype=np.uint64)
+        if not (len(self.hashes) == len(self.flipped) == len(self.flags) == n) or self.zoom.ndim != 2 or len(self.zoom) != n:
             raise MediaError(BAD_FINGERPRINT, "visual track arrays differ in length")
 
     def __len__(self) -> int:
@@ -90,7 +94,12 @@ class VisualTrack:
         return cls(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
 
     def select(self, mask: np.ndarray) -> "VisualTrack":
-        return VisualTrack(self.times[mask], self.hashes[mask], self.flipped[mask], self.flags[mask])
+        return VisualTrack(self.times[mask], self.hashes[mask], self.flipped[mask], self.flags[mask], self.zoom[mask])
+
+    @property
+    def views(self) -> np.ndarray:
+        """(N, 1 + zoom views) uint64: the frame's hash, then its centred crops' hashes."""
+        return np.concatenate([self.hashes[:, None], self.zoom], axis=1)
 
 
 @dataclass
@@ -151,6 +160,8 @@ class Fingerprint:
         if self.visual is not None:
             v = self.visual
             out += [("v.times", v.times), ("v.hashes", v.hashes), ("v.flipped", v.flipped), ("v.flags", v.flags)]
+            if len(v) and v.zoom.shape[1]:
+                out.append(("v.zoom", v.zoom.reshape(-1)))
         if self.audio is not None:
             out += [("a.frames", self.audio.frames), ("a.bins", self.audio.bins)]
         if self.inset is not None and len(self.inset):
@@ -219,7 +230,13 @@ class Fingerprint:
     def _from_parts(cls, header: dict, arrays: dict[str, np.ndarray]) -> "Fingerprint":
         visual = audio = None
         if "v.times" in arrays:
-            visual = VisualTrack(arrays["v.times"], arrays["v.hashes"], arrays["v.flipped"], arrays["v.flags"])
+            zoom = None
+            if "v.zoom" in arrays:
+                n = len(arrays["v.times"])
+                if n == 0 or arrays["v.zoom"].size % n:
+                    raise ValueError("zoom views do not match the frames")
+                zoom = arrays["v.zoom"].reshape(n, -1)
+            visual = VisualTrack(arrays["v.times"], arrays["v.hashes"], arrays["v.flipped"], arrays["v.flags"], zoom)
         if "a.frames" in arrays:
             audio = AudioTrack(arrays["a.frames"], arrays["a.bins"])
         inset = None

@@ -241,8 +241,15 @@ def closeness(d: np.ndarray) -> np.ndarray:
 
 
 # --- visual -----------------------------------------------------------------
+def _views_distance(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Bits between query hashes ``q`` (...) and reference frames ``r`` (..., views):
+    to the nearest of each frame's views (itself and its centred crops)."""
+    return hamming(q[..., None], r).min(axis=-1)
+
+
 def _pairs(q: np.ndarray, r: np.ndarray, qmask: np.ndarray, rmask: np.ndarray):
-    """Close (query, reference) frame pairs: (i, j, bits), at most TOP_K per i."""
+    """Close (query, reference) frame pairs: (i, j, bits), at most TOP_K per i.
+    ``r``: (M, views) hashes of each reference frame (see ``VisualTrack.views``)."""
     I_, J_, D_ = [], [], []
     ridx = np.nonzero(rmask)[0]
     if len(ridx) == 0:
@@ -252,10 +259,10 @@ def _pairs(q: np.ndarray, r: np.ndarray, qmask: np.ndarray, rmask: np.ndarray):
     qidx = np.nonzero(qmask)[0]
     if len(qidx) == 0:  # no informative query frame (all flat): nothing to pair
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
-    block = max(1, 4_000_000 // max(1, len(ridx)))
+    block = max(1, 4_000_000 // max(1, len(ridx) * r.shape[1]))
     for s in range(0, len(qidx), block):
         qi = qidx[s : s + block]
-        d = hamming(q[qi][:, None], rr[None, :])
+        d = _views_distance(q[qi][:, None], rr[None, :])
         if k < len(ridx):
             part = np.argpartition(d, k - 1, axis=1)[:, :k]
         else:
@@ -277,7 +284,7 @@ def _aligned_distance(tq: np.ndarray, qh: np.ndarray, tr: np.ndarray, rh: np.nda
     for delta in range(-3, 3):
         j = np.clip(pos + delta, 0, len(tr) - 1)
         near = (np.abs(tr[j] - pred) <= INLIER_TOL) & rinf[j]
-        d = hamming(qh, rh[j]).astype(np.int64)
+        d = _views_distance(qh, rh[j]).astype(np.int64)
         best = np.where(near, np.minimum(best, d), best)
     return best
 
@@ -292,7 +299,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
     fps = float(query.params.get("sample_fps", 5.0))
     segments: list[Segment] = []
     for flipped, qh in ((False, qv.hashes), (True, qv.flipped)):
-        i, j, d = _pairs(qh, rv.hashes, qinf, rinf)
+        i, j, d = _pairs(qh, rv.views, qinf, rinf)
         alive = np.ones(len(i), bool)
         for _ in range(MAX_SEGMENTS):
             if alive.sum() < MIN_VISUAL_INLIERS:
@@ -352,7 +359,7 @@ def align_visual(query: Fingerprint, ref: Fingerprint) -> list[Segment]:
                     continue
                 qs, qe = float(tq[fr[0]]), float(tq[fr[-1]]) + 1.0 / fps
                 span = (tq >= qs) & (tq < qe) & qinf
-                dist = _aligned_distance(tq[span], qh[span], tr, rv.hashes, rinf, speed, offset)
+                dist = _aligned_distance(tq[span], qh[span], tr, rv.views, rinf, speed, offset)
                 score = float(closeness(dist).mean()) if len(dist) else 0.0
                 if score < required_score(qe - qs, speed):
                     continue

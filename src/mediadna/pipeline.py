@@ -346,10 +346,15 @@ def compare(source: str | os.PathLike, target: str | os.PathLike) -> dict:
 
 
 def _image_similarity(a: Fingerprint, b: Fingerprint) -> float:
-    """Best closeness of any frame of ``b`` to ``a``'s first frame, mirrored or not."""
+    """Best closeness of any frame of ``b`` to ``a``'s first frame, mirrored or
+    not, either side taken whole or by its centred crops (a cropped copy)."""
     if not a.has_visual or not b.has_visual:
         raise MediaError(INVALID_ARGUMENT, "an image can only be compared with an image or a video frame")
-    from .visual import hamming
+    from .match import _views_distance
 
-    d = min(int(hamming(a.visual.hashes[:1], b.visual.hashes).min()), int(hamming(a.visual.hashes[:1], b.visual.flipped).min()))
+    av, bv = a.visual.select(slice(0, 1)), b.visual
+    d = min(
+        int(_views_distance(h, bv.views).min()) for h in (av.hashes[:, None], av.flipped[:, None])
+    )
+    d = min(d, *(int(_views_distance(h, av.views).min()) for h in (bv.hashes[:, None], bv.flipped[:, None])))
     return float(closeness(d))

@@ -1381,6 +1381,15 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
         return MediaInfo(str(path), float(dur), vs is not None, as_ is not None, **kw)
 
 
+def _decode_tolerant(container: Any, stream: Any) -> Iterator[Any]:
+    """Frames of ``stream``, skipping packets the decoder rejects (real files carry a few)."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            continue
+
+
 def _iter_raw(path: str | Path) -> Iterator[tuple[float, Any]]:
     """Decoded video frames as (time from first frame, av.VideoFrame)."""
     with av.open(str(path)) as c:
@@ -1390,7 +1399,7 @@ def _iter_raw(path: str | Path) -> Iterator[tuple[float, Any]]:
         s.thread_type = "AUTO"
         rate = float(s.average_rate or s.guessed_rate or 25)
         t0 = None
-        for i, f in enumerate(c.decode(s)):
+        for i, f in enumerate(_decode_tolerant(c, s)):
             t = float(f.time) if f.time is not None else i / rate
             if t0 is None:
                 t0 = t
@@ -1412,13 +1421,21 @@ def read_audio(path: str | Path) -> tuple[Array, int] | None:
         sr = int(s.rate or s.codec_context.sample_rate)
         layout = "mono" if s.layout.nb_channels == 1 else "stereo"
         res = av.AudioResampler(format="fltp", layout=layout, rate=sr)
-        chunks = []
-        for f in c.decode(s):
+        nch = 1 if layout == "mono" else 2
+        chunks, have, t_first = [], 0, None
+        for f in _decode_tolerant(c, s):
+            if f.time is not None and t_first is None:
+                t_first = float(f.time)
+            elif f.time is not None:  # a skipped packet leaves a gap: keep it, as silence
+                gap = int(round((float(f.time) - t_first) * sr)) - have
+                if gap > sr // 100:
+                    chunks.append(np.zeros((nch, gap), _F32))
+                    have += gap
             for g in res.resample(f):
                 chunks.append(g.to_ndarray())
+                have += g.samples
         for g in res.resample(None):
             chunks.append(g.to_ndarray())
-    nch = 1 if layout == "mono" else 2
     x = np.concatenate(chunks, axis=1).astype(_F32) if chunks else np.zeros((nch, 0), _F32)
     return x, sr
 

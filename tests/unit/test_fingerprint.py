@@ -147,6 +147,37 @@ def test_empty_tracks_stay_distinct_from_missing_tracks():
     assert empty != missing
 
 
+def test_zoom_views_round_trip_and_old_fingerprints_have_none():
+    rng = np.random.default_rng(11)
+    fp = make_fp(seed=11)
+    v = fp.visual
+    zoom = rng.integers(0, 2**64 - 1, (len(v), 2), dtype=np.uint64, endpoint=True)
+    fp.visual = VisualTrack(v.times, v.hashes, v.flipped, v.flags, zoom)
+    for back in (Fingerprint.from_bytes(fp.to_bytes()), Fingerprint.from_json(fp.to_json())):
+        assert back == fp
+        assert np.array_equal(back.visual.zoom, zoom)
+        assert np.array_equal(back.visual.views, np.concatenate([v.hashes[:, None], zoom], axis=1))
+        assert np.array_equal(back.visual.select(back.visual.informative).zoom, zoom[v.informative])
+    old = Fingerprint.from_bytes(make_fp(seed=11).to_bytes())  # made before zoom views existed
+    assert old.visual.zoom.shape == (len(v), 0)
+    assert np.array_equal(old.visual.views[:, 0], v.hashes)
+    assert old != fp
+
+
+def test_zoom_views_that_do_not_fit_the_frames_raise_bad_fingerprint():
+    v = make_fp(seed=12).visual
+    with pytest.raises(MediaError) as ei:
+        VisualTrack(v.times, v.hashes, v.flipped, v.flags, np.zeros((len(v) - 1, 2), np.uint64))
+    assert ei.value.code == BAD_FINGERPRINT
+    fp = make_fp(seed=12)
+    fp.visual = VisualTrack(v.times, v.hashes, v.flipped, v.flags, np.zeros((len(v), 2), np.uint64))
+    doc = json.loads(fp.to_json())
+    doc["arrays"]["v.zoom"]["data"] = base64.b64encode(np.zeros(len(v) * 2 - 1, "<u8").tobytes()).decode()
+    with pytest.raises(MediaError) as ei:
+        Fingerprint.from_json(json.dumps(doc))
+    assert ei.value.code == BAD_FINGERPRINT
+
+
 def test_round_trip_keeps_name_and_version():
     fp = make_fp(name="other", version=FINGERPRINT_VERSION + 7)
     back = Fingerprint.from_bytes(fp.to_bytes())

@@ -149,6 +149,23 @@ def test_align_matches_mirrored_copy_as_flipped(seed):
     assert len(segs) == 1 and not segs[0].flipped
 
 
+def test_align_finds_a_copy_near_the_references_zoom_views_only():
+    """A cropped copy: its frames are near the hashes of the reference's
+    centred crops (zoom views) and unrelated to the whole frames."""
+    rng = np.random.default_rng(21)
+    ref = reference(21)
+    n = len(ref.visual)
+    zoom = np.stack([rand_hashes(rng, n), rand_hashes(rng, n)], axis=1)
+    v = ref.visual
+    zoomed = fingerprint(VisualTrack(v.times, v.hashes, v.flipped, v.flags, zoom))
+    copy = flip_bits(rng, zoom[50:125, 1], 4)  # 15 s near the second view, from 10 s on
+    q = splice(rng, [100, (copy, flip_bits(rng, copy, 32)), 100])
+    segs = align_visual(q, zoomed)
+    assert len(segs) == 1
+    assert_segment(segs[0], 20, 35, 10, 25)
+    assert align_visual(q, ref) == []  # the same reference without its views
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_align_unrelated_query_gives_no_segment(seed):
     rng = np.random.default_rng(seed)

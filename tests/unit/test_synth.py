@@ -383,3 +383,42 @@ def test_registry_presets_and_random_params(src: Path, work: Path) -> None:
     p = synth.random_params("combo", np.random.default_rng(3))
     _, info, tr = _run(src, work, "combo", "random_combo.mp4", **p)
     assert info.duration > 3.0 and tr["transform"] == "combo"
+
+
+def test_a_source_with_an_undecodable_packet_is_still_transformed(work: Path) -> None:
+    """Real files carry the odd corrupt packet (OpenCV's Megamind.avi: one AC-3
+    frame): the generator skips it, keeps its time as silence, and goes on."""
+    import av
+
+    src = work / "clean.mp4"
+    synth.make_video(src, kind="talk", duration=3.0, seed=1, size=(160, 96), fps=10.0)
+    bad = work / "one_bad_packet.mp4"
+    with av.open(str(src)) as inp, av.open(str(bad), "w") as out:
+        vs = out.add_stream_from_template(inp.streams.video[0])
+        aus = out.add_stream_from_template(inp.streams.audio[0])
+        n = 0
+        for pkt in inp.demux():
+            if pkt.dts is None:
+                continue
+            stream = aus if pkt.stream.type == "audio" else vs
+            if stream is aus:
+                n += 1
+                if n == 20:  # the same size, its bytes garbage
+                    junk = av.Packet(bytes(np.random.default_rng(0).integers(0, 256, pkt.size, dtype=np.uint8)))
+                    junk.pts, junk.dts, junk.time_base = pkt.pts, pkt.dts, pkt.time_base
+                    pkt = junk
+            pkt.stream = stream
+            out.mux(pkt)
+    with av.open(str(bad)) as c:
+        rejected = 0
+        for pkt in c.demux(audio=0):
+            try:
+                pkt.decode()
+            except av.error.InvalidDataError:
+                rejected += 1
+    assert rejected == 1  # the fixture really holds an undecodable packet
+    clean_audio, bad_audio = synth.read_audio(src), synth.read_audio(bad)
+    assert bad_audio[0].shape == clean_audio[0].shape  # the lost packet's time is kept
+    out = work / "copy.mp4"
+    synth.transform(bad, out, "reencode", codec="libx264", crf=30)
+    assert abs(synth.probe(out).duration - synth.probe(src).duration) < 0.2

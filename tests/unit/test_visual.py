@@ -525,3 +525,48 @@ def test_chunk_gradients_are_the_3x3_sobel_of_the_blurred_frames():
     fb, fx, fy = V.chunk_gradients(fl)
     b = cv2.GaussianBlur(fl[2], (3, 3), 0)
     assert np.array_equal(fb[2], b) and np.array_equal(fx[2], np.abs(cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)))
+
+
+# --- centred crops (zoom views) -------------------------------------------------------
+def _cropped(fr, left, right, top, bottom):
+    """Each frame cut by these fractions of its sides, scaled back to full size (a cropped copy)."""
+    n, h, w = fr.shape
+    y0, y1, x0, x1 = int(top * h), h - int(bottom * h), int(left * w), w - int(right * w)
+    return np.stack([cv2.resize(f[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA) for f in fr])
+
+
+def test_every_frame_carries_one_hash_per_zoom_view():
+    t = track(footage(3))
+    assert t.zoom.shape == (N_FRAMES, len(V.ZOOM_VIEWS))
+    assert t.views.shape == (N_FRAMES, 1 + len(V.ZOOM_VIEWS))
+    assert np.array_equal(t.views[:, 0], t.hashes)
+    # each view is the hash of the centred crop, as frames2track would hash that crop itself
+    fr = footage(3)
+    for k, z in enumerate(V.ZOOM_VIEWS):
+        box = V.zoom_box((0, SIZE, 0, SIZE), z)
+        assert np.array_equal(t.zoom[:, k], rasters2hashes(crops2rasters(fr, box))[0])
+
+
+def test_zoom_box_is_centred_and_scaled():
+    assert V.zoom_box((0, 200, 0, 100), 0.8) == (20, 180, 10, 90)
+    assert V.zoom_box((10, 110, 40, 140), 0.9) == (15, 105, 45, 135)
+
+
+@pytest.mark.parametrize(
+    "crop, most",
+    [((0.08, 0.04, 0.10, 0.02), 14), ((0.03, 0.09, 0.02, 0.12), 18), ((0.07, 0.07, 0.06, 0.06), 6)],
+    ids=["off-centre", "one-sided", "centred"],
+)
+def test_cropped_copy_is_nearer_the_zoom_views_than_the_whole_frame(crop, most):
+    """A copy keeping 80-90 % of each side (left, right, top, bottom cut): the
+    nearest view is at least 4 bits closer than the whole frame (16-22 bits,
+    where unrelated frames begin); a centred crop all but meets its view."""
+    base = track(footage(5))
+    copy = track(_cropped(footage(5), *crop))
+    whole = hamming(copy.hashes, base.hashes)
+    nearest = hamming(copy.hashes[:, None], base.views).min(axis=1)
+    assert np.median(nearest) <= np.median(whole) - 4, (np.median(nearest), np.median(whole))
+    assert np.median(nearest) <= most
+    # unrelated footage gains nothing like that from the views
+    other = track(footage(105))
+    assert hamming(other.hashes[:, None], base.views).min(axis=1).mean() >= 20
