@@ -241,7 +241,7 @@ def closeness(d: np.ndarray) -> np.ndarray:
 
 
 # --- visual -----------------------------------------------------------------
-def _views_distance(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+def views_distance(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Bits between query hashes ``q`` (...) and reference frames ``r`` (..., views):
     to the nearest of each frame's views (itself and its centred crops)."""
     return hamming(q[..., None], r).min(axis=-1)
@@ -262,7 +262,7 @@ def _pairs(q: np.ndarray, r: np.ndarray, qmask: np.ndarray, rmask: np.ndarray):
     block = max(1, 4_000_000 // max(1, len(ridx) * r.shape[1]))
     for s in range(0, len(qidx), block):
         qi = qidx[s : s + block]
-        d = _views_distance(q[qi][:, None], rr[None, :])
+        d = views_distance(q[qi][:, None], rr[None, :])
         if k < len(ridx):
             part = np.argpartition(d, k - 1, axis=1)[:, :k]
         else:
@@ -284,7 +284,7 @@ def _aligned_distance(tq: np.ndarray, qh: np.ndarray, tr: np.ndarray, rh: np.nda
     for delta in range(-3, 3):
         j = np.clip(pos + delta, 0, len(tr) - 1)
         near = (np.abs(tr[j] - pred) <= INLIER_TOL) & rinf[j]
-        d = _views_distance(qh, rh[j]).astype(np.int64)
+        d = views_distance(qh, rh[j]).astype(np.int64)
         best = np.where(near, np.minimum(best, d), best)
     return best
 

@@ -350,11 +350,12 @@ def _image_similarity(a: Fingerprint, b: Fingerprint) -> float:
     not, either side taken whole or by its centred crops (a cropped copy)."""
     if not a.has_visual or not b.has_visual:
         raise MediaError(INVALID_ARGUMENT, "an image can only be compared with an image or a video frame")
-    from .match import _views_distance
+    from .match import views_distance
 
-    av, bv = a.visual.select(slice(0, 1)), b.visual
+    first = a.visual.select(slice(0, 1))
     d = min(
-        int(_views_distance(h, bv.views).min()) for h in (av.hashes[:, None], av.flipped[:, None])
+        int(views_distance(h[:, None], other.views).min())
+        for one, other in ((first, b.visual), (b.visual, first))
+        for h in (one.hashes, one.flipped)
     )
-    d = min(d, *(int(_views_distance(h, av.views).min()) for h in (bv.hashes[:, None], bv.flipped[:, None])))
     return float(closeness(d))

@@ -37,7 +37,7 @@ DIM_STD = 7.0
 #: scaled by these factors).  A cropped copy keeps 80-95 % of each side, off
 #: centre: against the whole frame real footage's crops sit at a median 16
 #: bits (a quarter of them no closer than unrelated frames), against the
-#: nearest of these views at 10 (bench/README: crops of real footage).
+#: nearest of these views at 10 (README, "Real footage").
 ZOOM_VIEWS = (0.9, 0.8)
 #: Frames per content-box estimate (~8 s at 5 fps): bars are static, content
 #: moves, so a few seconds of frames separate them far better than one frame.
