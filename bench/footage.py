@@ -94,15 +94,13 @@ def main(argv=None) -> int:
             rows.append({**q, "found": None})
             continue
         r = engine.process(q["path"], "footage", save_type="nosave")
-        dups = [m for m in r["matches"] if m["duplicate"]]
-        hit = [m for m in dups if m["primary_key"] == q["ref"]]
-        wrong += any(not kin(m["primary_key"], q["ref"]) for m in dups)
-        per.setdefault(q["name"], []).append(int(bool(hit)))
-        visual.setdefault(q["name"], []).append(int(bool(hit) and hit[0]["modality"] in ("video", "audiovisual")))
-        rows.append({"path": q["path"], "name": q["name"], "params": q["params"], "found": bool(hit),
-                     "similarity": hit[0]["similarity"] if hit else max([m["similarity"] for m in r["matches"]
-                                                                          if m["primary_key"] == q["ref"]] or [0.0]),
-                     "modality": hit[0]["modality"] if hit else None})
+        own = next((m for m in r["matches"] if m["primary_key"] == q["ref"]), None)  # a file is listed once
+        found = bool(own and own["duplicate"])
+        wrong += any(m["duplicate"] and not kin(m["primary_key"], q["ref"]) for m in r["matches"])
+        per.setdefault(q["name"], []).append(int(found))
+        visual.setdefault(q["name"], []).append(int(found and own["modality"] in ("video", "audiovisual")))
+        rows.append({"path": q["path"], "name": q["name"], "params": q["params"], "found": found,
+                     "similarity": own["similarity"] if own else 0.0, "modality": own["modality"] if found else None})
     false_pos = []
     for src in sources:  # each reference against the others
         r = engine.process(str(src), "footage", save_type="nosave")

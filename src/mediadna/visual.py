@@ -439,7 +439,8 @@ def frames2track(
     box = content_box(frames, prior, aspect, grads)
     rasters = crops2rasters(frames, box)
     hashes, flipped = rasters2hashes(rasters)
-    zoom = np.stack([rasters2hashes(crops2rasters(frames, zoom_box(box, z)))[0] for z in ZOOM_VIEWS], axis=1)
+    views = np.concatenate([crops2rasters(frames, zoom_box(box, z)) for z in ZOOM_VIEWS])
+    zoom = rasters2hashes(views)[0].reshape(len(ZOOM_VIEWS), len(frames)).T
     return VisualTrack(np.asarray(times, np.float32), hashes, flipped, rasters2flags(rasters), zoom)
 
 
