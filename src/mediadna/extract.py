@@ -32,6 +32,7 @@ PARAMS = {
     "peaks_per_frame": A.PEAKS_PER_FRAME,
     "fan_out": A.FAN_OUT,
     "audio_shifts": A.SHIFTS,
+    "contour": {"n_fft": A.CONTOUR_NFFT, "bands": A.CONTOUR_BANDS, "hz": [A.CONTOUR_LO_HZ, A.CONTOUR_HI_HZ]},
 }
 
 
@@ -122,9 +123,6 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
     starts = [float(p.meta.get("window_start", 0.0)) for p in parts] + [float("inf")]
     vt: list[VisualTrack] = []
     it: list[VisualTrack] = []
-    af: list[np.ndarray] = []
-    ab: list[np.ndarray] = []
-    hop_s = A.HOP / D.AUDIO_RATE
     for i, p in enumerate(parts):
         lo, hi = starts[i], starts[i + 1]
         if p.visual is not None:
@@ -132,22 +130,12 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
             vt.append(p.visual.select(m))
         if p.inset is not None:
             it.append(p.inset.select((p.inset.times >= lo) & (p.inset.times < hi)))
-        if p.audio is not None:
-            t = p.audio.frames.astype(np.float64) * hop_s
-            m = (t >= lo) & (t < hi)
-            af.append(p.audio.frames[m])
-            ab.append(p.audio.bins[m])
+    spans = list(zip(starts[:-1], starts[1:]))
+    heard = [(p.audio, span) for p, span in zip(parts, spans) if p.audio is not None]
     shifted: dict[int, AudioTrack] = {}
     if all(set(p.shifted) == set(parts[0].shifted) for p in parts):  # sub-hop grids, owned alike
         for offset in parts[0].shifted:
-            sf, sb = [], []
-            for i, p in enumerate(parts):
-                track = p.shifted[offset]
-                t = (track.frames.astype(np.float64) * A.HOP + offset) / D.AUDIO_RATE
-                m = (t >= starts[i]) & (t < starts[i + 1])
-                sf.append(track.frames[m])
-                sb.append(track.bins[m])
-            shifted[offset] = AudioTrack(np.concatenate(sf), np.concatenate(sb))
+            shifted[offset] = _join_audio([(p.shifted[offset], span) for p, span in zip(parts, spans)], offset)
     first = parts[0]
     meta = {k: v for k, v in first.meta.items() if k not in ("window_start", "window_end")}
     return Fingerprint(
@@ -156,10 +144,28 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         media_type=first.media_type,
         params=first.params,
         visual=V.concat_tracks(vt) if any(p.visual is not None for p in parts) else None,
-        audio=AudioTrack(np.concatenate(af), np.concatenate(ab)) if af else None,
+        audio=_join_audio(heard) if heard else None,
         inset=V.concat_tracks(it) if any(len(t) for t in it) else None,
         source=first.source,
         meta=meta,
         shifted=shifted,
     )
 
+
+def _join_audio(tracks: list[tuple[AudioTrack, tuple[float, float]]], offset: int = 0) -> AudioTrack:
+    """Concatenate window tracks, each keeping its peaks and contour frames in its own [lo, hi) (media s).
+
+    ``offset``: the tracks' grid starts this many samples after media time 0.
+    """
+    def owned(frames: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+        t = (frames.astype(np.float64) * A.HOP + offset) / D.AUDIO_RATE
+        return (t >= span[0]) & (t < span[1])
+
+    peaks = [(t, owned(t.frames, span)) for t, span in tracks]
+    contour = [(t, owned(t.contour_frames, span)) for t, span in tracks]
+    return AudioTrack(
+        np.concatenate([t.frames[m] for t, m in peaks]),
+        np.concatenate([t.bins[m] for t, m in peaks]),
+        np.concatenate([t.contour_frames[m] for t, m in contour]),
+        np.concatenate([t.contour[m] for t, m in contour]),
+    )

@@ -104,15 +104,23 @@ class VisualTrack:
 
 @dataclass
 class AudioTrack:
-    """Spectral peaks: STFT frame index and frequency bin of each peak."""
+    """Spectral peaks: STFT frame index and frequency bin of each peak.
+
+    Also the band-energy contour of every audible frame (``contour_frames``,
+    ``contour``: 32 bits each, see mediadna.audio.samples2contour; empty in
+    fingerprints made before it)."""
 
     frames: np.ndarray  # uint32 STFT frame index (time = frame * hop / rate)
     bins: np.ndarray  # uint16 frequency bin
+    contour_frames: np.ndarray | None = None  # uint32 STFT frame index, ascending
+    contour: np.ndarray | None = None  # uint32 contour bits of those frames
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames, dtype=np.uint32)
         self.bins = np.asarray(self.bins, dtype=np.uint16)
-        if len(self.frames) != len(self.bins):
+        self.contour_frames = np.asarray(() if self.contour_frames is None else self.contour_frames, dtype=np.uint32)
+        self.contour = np.asarray(() if self.contour is None else self.contour, dtype=np.uint32)
+        if len(self.frames) != len(self.bins) or len(self.contour_frames) != len(self.contour):
             raise MediaError(BAD_FINGERPRINT, "audio track arrays differ in length")
 
     def __len__(self) -> int:
@@ -164,11 +172,16 @@ class Fingerprint:
                 out.append(("v.zoom", v.zoom.reshape(-1)))
         if self.audio is not None:
             out += [("a.frames", self.audio.frames), ("a.bins", self.audio.bins)]
+            if len(self.audio.contour):
+                out += [("a.cframes", self.audio.contour_frames), ("a.contour", self.audio.contour)]
         if self.inset is not None and len(self.inset):
             i = self.inset
             out += [("i.times", i.times), ("i.hashes", i.hashes), ("i.flipped", i.flipped), ("i.flags", i.flags)]
         for offset in sorted(self.shifted):
-            out += [(f"s{offset}.frames", self.shifted[offset].frames), (f"s{offset}.bins", self.shifted[offset].bins)]
+            track = self.shifted[offset]
+            out += [(f"s{offset}.frames", track.frames), (f"s{offset}.bins", track.bins)]
+            if len(track.contour):
+                out += [(f"s{offset}.cframes", track.contour_frames), (f"s{offset}.contour", track.contour)]
         return out
 
     def _header(self) -> dict:
@@ -238,7 +251,7 @@ class Fingerprint:
                 zoom = arrays["v.zoom"].reshape(n, -1)
             visual = VisualTrack(arrays["v.times"], arrays["v.hashes"], arrays["v.flipped"], arrays["v.flags"], zoom)
         if "a.frames" in arrays:
-            audio = AudioTrack(arrays["a.frames"], arrays["a.bins"])
+            audio = AudioTrack(arrays["a.frames"], arrays["a.bins"], arrays.get("a.cframes"), arrays.get("a.contour"))
         inset = None
         if "i.times" in arrays:
             inset = VisualTrack(arrays["i.times"], arrays["i.hashes"], arrays["i.flipped"], arrays["i.flags"])
@@ -246,7 +259,8 @@ class Fingerprint:
         for name in arrays:
             if name.startswith("s") and name.endswith(".frames"):
                 offset = name[1 : -len(".frames")]
-                shifted[int(offset)] = AudioTrack(arrays[name], arrays[f"s{offset}.bins"])
+                shifted[int(offset)] = AudioTrack(arrays[name], arrays[f"s{offset}.bins"],
+                                                  arrays.get(f"s{offset}.cframes"), arrays.get(f"s{offset}.contour"))
         return cls(
             duration=float(header["duration"]),
             sha256=str(header["sha256"]),

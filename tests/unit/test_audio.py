@@ -679,3 +679,85 @@ def test_scaled_landmark_pairs_are_one_landmark_pairs_per_scale():
         for x, y in zip(got, alone):
             assert x.dtype == y.dtype and np.array_equal(x, y)
     assert A.scaled_landmark_pairs(f[:1], b[:1], scales)[0][0].size == 0
+
+
+# --- band-energy contour --------------------------------------------------------------
+def contour_ber(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], shift: int = 0) -> tuple[float, int]:
+    """Bit error rate of two contours where frame f of ``a`` meets frame f + shift of ``b``; frames compared."""
+    fa, ba = a
+    fb, bb = b
+    common, ia, ib = np.intersect1d(fa.astype(np.int64) + shift, fb.astype(np.int64), return_indices=True)
+    if not len(common):
+        return 1.0, 0
+    return float(np.bitwise_count(ba[ia] ^ bb[ib]).sum()) / (32.0 * len(common)), len(common)
+
+
+@pytest.mark.parametrize("name", ["zeros", "near_silence"])
+def test_silence_has_no_contour(name):
+    x = np.zeros(5 * RATE, np.float32) if name == "zeros" else (1e-4 * np.random.default_rng(0).standard_normal(5 * RATE)).astype(np.float32)
+    frames, bits = A.samples2contour(x)
+    assert len(frames) == len(bits) == 0
+
+
+def test_contour_is_kept_only_where_there_is_sound():
+    """3 s of silence, then 3 s of music: every contour frame lies in the music
+    (a frame and the one before it both audible), and the music has one per hop."""
+    x = np.concatenate([np.zeros(3 * RATE, np.float32), melody(2, 3.0)])
+    frames, bits = A.samples2contour(x)
+    assert frames.dtype == np.uint32 and bits.dtype == np.uint32
+    start = frames.astype(np.float64) * A.HOP / RATE
+    assert start.min() >= 3.0 - A.CONTOUR_NFFT / RATE
+    assert np.all(np.diff(frames) == 1) and len(frames) >= 2.5 * FPS
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_contour_of_a_noisy_copy_stays_near_and_an_unrelated_song_far(seed):
+    """Under 12 dB of white noise and a 0.5x volume change most contour bits
+    survive (measured: 0.25 bit error rate); another song's contour agrees
+    by chance only (0.50-0.51)."""
+    x = melody(seed, 6.0)
+    ref = A.samples2contour(x)
+    copy = A.samples2contour(add_noise(0.5 * x, 12.0, seed=seed + 7))
+    other = A.samples2contour(melody(seed + 50, 6.0))
+    ber, n = contour_ber(copy, ref)
+    assert n >= 5 * FPS and ber <= 0.3, ber
+    ber_other, _ = contour_ber(other, ref)
+    assert 0.42 <= ber_other <= 0.58, ber_other
+
+
+def test_contour_of_an_excerpt_lines_up_at_its_offset():
+    """A 2 s excerpt starting 100 hops into the song: its frame f meets the
+    song's frame f + 100 with few errors (measured 0.23), and no other shift
+    comes close (0.44 at best)."""
+    x = melody(3, 8.0)
+    song = A.samples2contour(x)
+    excerpt = A.samples2contour(add_noise(x[100 * A.HOP : 100 * A.HOP + 2 * RATE], 15.0))
+    bers = {s: contour_ber(excerpt, song, s)[0] for s in range(0, 200)}
+    best = min(bers, key=bers.get)
+    assert best == 100 and bers[best] <= 0.3
+    assert min(b for s, b in bers.items() if abs(s - 100) > 3) >= 0.38
+
+
+def test_contour_streamed_over_several_blocks_equals_the_whole_signal(small_blocks):
+    """The contour's frames are cut out of blocks like the peaks: no gap, no
+    duplicate at block boundaries, bit for bit what one pass gives."""
+    x = melody(5, 40.0)
+    whole = A.samples2contour(x)
+    for seed, max_chunk in ((1, 3000), (2, 40000)):
+        tr = _stream(x, seed, max_chunk)
+        n = len(tr.contour_frames)
+        assert n >= len(whole[0]) - 1  # the final block ends where the last whole window does
+        assert np.array_equal(tr.contour_frames, whole[0][:n]) and np.array_equal(tr.contour, whole[1][:n])
+
+
+def test_contour_golden_value():
+    """Pinned bits of a fixed signal: a change here changes every stored
+    contour, which then no longer lines up with queries made by the new code."""
+    t = np.arange(2 * RATE) / RATE
+    x = (0.3 * np.sin(2 * np.pi * (400 + 300 * t) * t) + 0.2 * np.sin(2 * np.pi * 1100 * t) * (t % 0.5 < 0.25)).astype(np.float32)
+    frames, bits = A.samples2contour(x)
+    assert len(frames) == 54 and int(frames[0]) == 1
+    assert [int(b) for b in bits[[0, 10, 30]]] == GOLDEN_CONTOUR
+
+
+GOLDEN_CONTOUR = [4288683645, 4290894848, 14680063]

@@ -410,3 +410,11 @@ def test_merged_windows_match_the_one_piece_fingerprint(long_clip):
     for frame, _ in w ^ m:
         t = frame * HOP_S
         assert np.any((t >= starts - HOP_S) & (t < starts + 1.0)), t
+    # contour: ascending frames, once each; where both have a frame its bits
+    # agree (a window's spectrum does not depend on its neighbours); a
+    # window's first frame has no predecessor, so a frame may be missing there
+    mc, wc = merged.audio, whole.audio
+    assert len(wc.contour) > 0 and np.all(np.diff(mc.contour_frames.astype(np.int64)) > 0)
+    common, iw, im = np.intersect1d(wc.contour_frames, mc.contour_frames, return_indices=True)
+    assert len(common) >= len(wc.contour) - len(plan)
+    assert np.mean(wc.contour[iw] == mc.contour[im]) >= 0.95

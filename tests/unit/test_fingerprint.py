@@ -164,6 +164,42 @@ def test_zoom_views_round_trip_and_old_fingerprints_have_none():
     assert old != fp
 
 
+def test_audio_contour_round_trips_and_old_fingerprints_have_none():
+    """The band-energy contour of the main grid and of each shifted grid
+    survives both forms bit for bit; a fingerprint made before the contour
+    existed reads with an empty one (its peaks unchanged)."""
+    rng = np.random.default_rng(13)
+
+    def with_contour(track: AudioTrack, n: int) -> AudioTrack:
+        frames = np.sort(rng.choice(50_000, n, replace=False)).astype(np.uint32)
+        return AudioTrack(track.frames, track.bins, frames, rng.integers(0, 2**32 - 1, n, dtype=np.uint64, endpoint=True).astype(np.uint32))
+
+    base = make_fp(seed=13)
+    fp = make_fp(seed=13, audio=with_contour(base.audio, 300), shifted={64: with_contour(random_audio(rng, 20), 40)})
+    for back in (Fingerprint.from_bytes(fp.to_bytes()), Fingerprint.from_json(fp.to_json())):
+        assert back == fp
+        for got, want in ((back.audio, fp.audio), (back.shifted[64], fp.shifted[64])):
+            assert got.contour.dtype == np.uint32 and got.contour.tobytes() == want.contour.tobytes()
+            assert got.contour_frames.tobytes() == want.contour_frames.tobytes()
+    old = Fingerprint.from_bytes(base.to_bytes())
+    assert len(old.audio.contour) == len(old.audio.contour_frames) == 0
+    assert np.array_equal(old.audio.frames, fp.audio.frames)
+    assert old != make_fp(seed=13, audio=with_contour(base.audio, 300))
+
+
+def test_contour_that_does_not_fit_its_frames_raises_bad_fingerprint():
+    a = make_fp(seed=14).audio
+    with pytest.raises(MediaError) as ei:
+        AudioTrack(a.frames, a.bins, np.arange(5, dtype=np.uint32), np.zeros(4, np.uint32))
+    assert ei.value.code == BAD_FINGERPRINT
+    fp = make_fp(seed=14, audio=AudioTrack(a.frames, a.bins, np.arange(5, dtype=np.uint32), np.zeros(5, np.uint32)))
+    doc = json.loads(fp.to_json())
+    doc["arrays"]["a.contour"]["data"] = base64.b64encode(np.zeros(4, "<u4").tobytes()).decode()
+    with pytest.raises(MediaError) as ei:
+        Fingerprint.from_json(json.dumps(doc))
+    assert ei.value.code == BAD_FINGERPRINT
+
+
 def test_zoom_views_that_do_not_fit_the_frames_raise_bad_fingerprint():
     v = make_fp(seed=12).visual
     with pytest.raises(MediaError) as ei:
