@@ -232,8 +232,14 @@ def memory(out: Path) -> dict:
         path = out / f"long_{minutes}min.mp4"
         if not path.exists():
             synth.make_video(path, kind="scenes", duration=60.0 * minutes, seed=77, size=(640, 360))
-        code = ("import resource, time; from mediadna.extract import media2fingerprint as f; t=time.perf_counter(); "
-                f"fp=f({str(path)!r}); print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        # VmHWM (the peak of this process's own memory map) where there is one: ru_maxrss is
+        # inherited across exec, so a child of this process (which may just have synthesised a
+        # 10-minute video) would report the parent's peak.
+        code = ("import resource, time, re; from mediadna.extract import media2fingerprint as f; t=time.perf_counter(); "
+                f"fp=f({str(path)!r}); s=time.perf_counter()-t\n"
+                "try: kb=int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+                "except OSError: kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                "print(s, kb)")
         secs, rss_kb = subprocess.check_output([sys.executable, "-c", code], text=True).split()
         res[f"{minutes}min"] = {"peak_rss_mb": round(int(rss_kb) / 1024, 1), "seconds": round(float(secs), 1),
                                 "x_realtime": round(60 * minutes / float(secs), 1)}
