@@ -34,7 +34,7 @@ import numpy as np
 from . import audio as A
 from . import index as I
 from .arrays import distinct, runs, value_counts
-from .fingerprint import Fingerprint, VisualTrack
+from .fingerprint import AudioTrack, Fingerprint, VisualTrack
 from .store.base import Hits, LibraryStore
 from .visual import hamming
 
@@ -582,7 +582,7 @@ CONTOUR_MIN_Z = 0.5
 CONTOUR_MIN_FRAMES = 31
 
 
-def _dense_contour(track) -> tuple[np.ndarray, np.ndarray]:
+def _dense_contour(track: AudioTrack) -> tuple[np.ndarray, np.ndarray]:
     """A track's contour as arrays indexed by frame: (bits, audible)."""
     n = int(track.contour_frames.max()) + 1 if len(track.contour_frames) else 0
     bits = np.zeros(n, np.uint32)
@@ -610,7 +610,7 @@ def contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], offsets: 
         if not grids or ref.audio is None or len(ref.audio.contour) < CONTOUR_MIN_FRAMES or not offsets.get(f):
             continue
         rbits, raudible = _dense_contour(ref.audio)
-        best = None  # (peak z, grid offset, shifts, z profile, frames compared at the peak)
+        best = None  # (peak z, grid offset, shifts, z profile, index of the peak, frames compared there)
         for o, track in grids:
             qf = track.contour_frames.astype(np.int64)
             first = o / rate  # query time of this grid's frame 0
@@ -630,11 +630,10 @@ def contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], offsets: 
                 continue
             k = int(np.nanargmax(z))
             if best is None or z[k] > best[0]:
-                best = (float(z[k]), o, shifts, z, qf[both[k]])
+                best = (float(z[k]), o, shifts, z, k, qf[both[k]])
         if best is None:
             continue
-        peak, o, shifts, z, compared = best
-        k = int(np.nanargmax(z))
+        peak, o, shifts, z, k, compared = best
         rest = z[(np.abs(shifts - shifts[k]) > CONTOUR_PEAK_GAP) & np.isfinite(z)]
         if peak < CONTOUR_MIN_Z or len(rest) < 2 * CONTOUR_PEAK_GAP + 1:
             continue
