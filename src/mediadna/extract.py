@@ -121,16 +121,14 @@ def merge_fingerprints(parts: list[Fingerprint], *, sha256: str = "", duration: 
         raise MediaError(NO_CONTENT, "nothing to merge")
     parts = sorted(parts, key=lambda p: float(p.meta.get("window_start", 0.0)))
     starts = [float(p.meta.get("window_start", 0.0)) for p in parts] + [float("inf")]
+    spans = list(zip(starts[:-1], starts[1:]))
     vt: list[VisualTrack] = []
     it: list[VisualTrack] = []
-    for i, p in enumerate(parts):
-        lo, hi = starts[i], starts[i + 1]
+    for p, (lo, hi) in zip(parts, spans):
         if p.visual is not None:
-            m = (p.visual.times >= lo) & (p.visual.times < hi)
-            vt.append(p.visual.select(m))
+            vt.append(p.visual.select((p.visual.times >= lo) & (p.visual.times < hi)))
         if p.inset is not None:
             it.append(p.inset.select((p.inset.times >= lo) & (p.inset.times < hi)))
-    spans = list(zip(starts[:-1], starts[1:]))
     heard = [(p.audio, span) for p, span in zip(parts, spans) if p.audio is not None]
     shifted: dict[int, AudioTrack] = {}
     if all(set(p.shifted) == set(parts[0].shifted) for p in parts):  # sub-hop grids, owned alike

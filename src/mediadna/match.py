@@ -623,7 +623,7 @@ def contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], offsets: 
             inside = (rf >= 0) & (rf < len(rbits))
             rf = np.where(inside, rf, 0)
             both = inside & raudible[rf]
-            errors = np.where(both, np.bitwise_count(track.contour[None, :] ^ rbits[rf]), 0).sum(axis=1)
+            errors = np.where(both, hamming(track.contour[None, :], rbits[rf]), 0).sum(axis=1)
             m = both.sum(axis=1)
             z = np.where(m >= CONTOUR_MIN_FRAMES, (0.5 - errors / (32.0 * np.maximum(m, 1))) * np.sqrt(m), np.nan)
             if not np.isfinite(z).any():
