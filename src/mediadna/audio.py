@@ -9,6 +9,8 @@ them under a time/pitch scale to match copies sped up or slowed by ±10 %.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft
 from scipy.ndimage import grey_dilation
@@ -58,8 +60,10 @@ MIN_REPEATS = 4
 #: match.py).
 TRACK_GAP = 3
 TRACK_DF = 1
-#: Audio is processed in blocks of this many seconds (memory stays flat).
-BLOCK_SECONDS = 60.0
+#: Audio is analysed as it arrives, every this many seconds: large enough
+#: that numpy's per-call costs stay small, small enough that little is left
+#: for the end of the input (the work overlaps decoding) and memory stays flat.
+STEP_SECONDS = 4.0
 #: Sub-hop shifts (audfprint's --shifts): a copy cut at an arbitrary sample
 #: sits on an STFT grid offset from the original's by a fraction of a hop,
 #: which moves many peaks by a frame and changes their landmarks' dt (about
@@ -88,21 +92,34 @@ CONTOUR_BANDS = 33
 CONTOUR_LO_HZ, CONTOUR_HI_HZ = 300.0, 2000.0
 
 
+_HANN = np.hanning(N_FFT).astype(np.float32)
+_CONTOUR_HANN = np.hanning(CONTOUR_NFFT).astype(np.float32)
+_CONTOUR_POWER = float((_CONTOUR_HANN**2).sum())
+
+
+def _windows(samples: np.ndarray, size: int) -> np.ndarray:
+    """Every HOP-th window of ``size`` samples (a view: no copy), (frames, size)."""
+    n = 1 + (len(samples) - size) // HOP
+    return np.lib.stride_tricks.sliding_window_view(samples, size)[::HOP][:n]
+
+
 def _spectrogram(samples: np.ndarray) -> np.ndarray:
     """Magnitude STFT, (frames, bins)."""
     if len(samples) < N_FFT:
         return np.zeros((0, N_FFT // 2 + 1), np.float32)
-    n = 1 + (len(samples) - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP][:n]  # a view: no copy
-    win = np.hanning(N_FFT).astype(np.float32)
-    return np.abs(np.fft.rfft(frames * win, axis=1)).astype(np.float32)
+    return np.abs(np.fft.rfft(_windows(samples, N_FFT) * _HANN, axis=1)).astype(np.float32)
 
 
-def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Spectral peaks of mono float audio: (frame indices, frequency bins)."""
-    spec = _spectrogram(np.asarray(samples, np.float32))
+def _spec2peaks(spec: np.ndarray, t0: int, carry: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Peaks of STFT frames t0, t0 + 1, ... of a stream: (frames, bins, carry).
+
+    The masking threshold of a frame depends on every earlier frame only
+    through a running maximum, so it is carried from call to call (``carry``:
+    None before the first frame): a stream fed in any pieces gives exactly
+    the peaks of one pass over the whole signal.
+    """
     if len(spec) == 0:
-        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), carry
     spec = spec[:, : MAX_BIN + 1]
     db = 20.0 * np.log10(spec + 1e-6)
     n_t, n_f = db.shape
@@ -112,16 +129,21 @@ def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarra
     lm &= spec >= SILENCE_MAGNITUDE * N_FFT / 4
     lm[:, :MIN_BIN] = False
     # masking threshold: thr[t] = max over u < t of spread[u] - decay * (t - u),
-    # computed for all frames at once as a running maximum.
+    # computed for all frames at once as a running maximum of spread + ramp.
     k = int(3 * MASK_WIDTH)
     structure = -((np.arange(-k, k + 1) / MASK_WIDTH) ** 2)
     spread = grey_dilation(np.where(lm, db, -1e9), structure=structure[None, :], mode="constant", cval=-1e9)
-    ramp = (np.arange(n_t, dtype=np.float64) * MASK_DECAY_DB)[:, None]
-    running = np.maximum.accumulate(spread + ramp, axis=0)
-    thr = np.vstack([np.full((1, n_f), -1e9), running[:-1]]) - ramp
+    ramp = (np.arange(t0, t0 + n_t, dtype=np.float64) * MASK_DECAY_DB)[:, None]
+    running = spread + ramp
+    if carry is not None:
+        np.maximum(running[0], carry, out=running[0])
+    np.maximum.accumulate(running, axis=0, out=running)
+    first = carry if carry is not None else np.full(n_f, -1e9)
+    thr = np.vstack([first[None, :], running[:-1]]) - ramp
     t, f = np.nonzero(lm & (db > thr + MASK_MARGIN_DB))
+    carry = running[-1].copy()
     if len(t) == 0:
-        return np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+        return t, f, carry
     strength = db[t, f]
     order = np.lexsort((-strength, t))
     t, f = t[order], f[order]
@@ -130,13 +152,44 @@ def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarra
     keep = rank < PEAKS_PER_FRAME
     t, f = t[keep], f[keep]
     order = np.lexsort((f, t))
-    return (t[order] + frame_offset).astype(np.uint32), f[order].astype(np.uint16)
+    return t[order] + t0, f[order], carry
 
 
+def samples2peaks(samples: np.ndarray, frame_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral peaks of mono float audio: (frame indices, frequency bins)."""
+    t, f, _ = _spec2peaks(_spectrogram(np.asarray(samples, np.float32)), 0, None)
+    return (t + frame_offset).astype(np.uint32), f.astype(np.uint16)
+
+
+@functools.lru_cache(maxsize=8)
 def _contour_band_edges(rate: int) -> np.ndarray:
     """FFT bin where each of the CONTOUR_BANDS bands starts, and where the last ends."""
     hz = np.geomspace(CONTOUR_LO_HZ, CONTOUR_HI_HZ, CONTOUR_BANDS + 1)
-    return np.searchsorted(np.fft.rfftfreq(CONTOUR_NFFT, 1.0 / rate), hz)
+    edges = np.searchsorted(np.fft.rfftfreq(CONTOUR_NFFT, 1.0 / rate), hz)
+    edges.flags.writeable = False  # cached: shared by every call
+    return edges
+
+
+def _contour_rows(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per CONTOUR_NFFT window (every HOP): adjacent-band energy differences (frames, 32) and audibility."""
+    if len(samples) < CONTOUR_NFFT:
+        return np.zeros((0, CONTOUR_BANDS - 1), np.float32), np.zeros(0, bool)
+    frames = _windows(samples, CONTOUR_NFFT) * _CONTOUR_HANN
+    loud = np.einsum("ij,ij->i", frames, frames) / _CONTOUR_POWER >= SILENCE_MAGNITUDE**2
+    edges = _contour_band_edges(rate)
+    spectrum = scipy.fft.rfft(frames, axis=1)[:, edges[0] : edges[-1]]
+    energy = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, edges[:-1] - edges[0], axis=1)
+    return energy[:, :-1] - energy[:, 1:], loud
+
+
+def _rows2contour(diff: np.ndarray, loud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Contour bits of frames 1 .. n-1 of (diff, loud) rows: (indices into the rows, uint32 words), audible only."""
+    if len(diff) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint32)
+    bits = (diff[1:] - diff[:-1]) > 0  # (n - 1, 32): frames 1 .. n-1
+    keep = loud[1:] & loud[:-1]
+    words = np.packbits(bits[keep], axis=1, bitorder="little").view("<u4")[:, 0]
+    return np.flatnonzero(keep) + 1, words.astype(np.uint32)
 
 
 def samples2contour(samples: np.ndarray, frame_offset: int = 0, rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
@@ -151,22 +204,17 @@ def samples2contour(samples: np.ndarray, frame_offset: int = 0, rate: int = 8000
     x = np.asarray(samples, np.float32)
     if len(x) < CONTOUR_NFFT + HOP:
         return np.zeros(0, np.uint32), np.zeros(0, np.uint32)
-    n = 1 + (len(x) - CONTOUR_NFFT) // HOP
-    win = np.hanning(CONTOUR_NFFT).astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, CONTOUR_NFFT)[::HOP][:n] * win
-    loud = np.einsum("ij,ij->i", frames, frames) / float((win**2).sum()) >= SILENCE_MAGNITUDE**2
-    edges = _contour_band_edges(rate)
-    spectrum = scipy.fft.rfft(frames, axis=1)[:, edges[0] : edges[-1]]
-    energy = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, edges[:-1] - edges[0], axis=1)
-    diff = energy[:, :-1] - energy[:, 1:]
-    bits = (diff[1:] - diff[:-1]) > 0  # (n - 1, 32): frames 1 .. n-1
-    keep = loud[1:] & loud[:-1]
-    words = np.packbits(bits[keep], axis=1, bitorder="little").view("<u4")[:, 0]
-    return (np.flatnonzero(keep) + 1 + frame_offset).astype(np.uint32), words.astype(np.uint32)
+    f, words = _rows2contour(*_contour_rows(x, rate))
+    return (f + frame_offset).astype(np.uint32), words
 
 
 class AudioExtractor:
-    """Streaming peak extraction over blocks with overlap (memory stays flat).
+    """Streaming peaks and contour, computed as the audio arrives.
+
+    The result is exactly that of :func:`samples2peaks` and
+    :func:`samples2contour` over the whole signal, however it is cut into
+    pieces; only the last STEP_SECONDS wait for :meth:`finish`, so the work
+    overlaps decoding and memory stays flat.
 
     ``first_time`` is the media time of the first fed sample; peak frames are
     counted from media time 0.  With ``shifts`` > 1 the peaks are also taken
@@ -180,19 +228,16 @@ class AudioExtractor:
         self.shifted: dict[int, AudioTrack] = {}
         # [offset, samples still to skip, extractor] per shifted grid
         self._grids = [[k * HOP // shifts, k * HOP // shifts, AudioExtractor(rate, first_time)] for k in range(1, max(1, shifts))]
+        self._offset = int(round(first_time * rate / HOP))  # media frame of the stream's frame 0
         self._buf: list[np.ndarray] = []
         self._buffered = 0
-        self._start_frame = int(round(first_time * rate / HOP))  # frame of the buffer's first sample
-        self._first = True
-        self._frames: list[np.ndarray] = []
-        self._bins: list[np.ndarray] = []
-        self._cframes: list[np.ndarray] = []
-        self._cbits: list[np.ndarray] = []
-        # frames each side whose masking history is incomplete (~4 s: a
-        # threshold that old has decayed by ~40 dB)
-        self.margin = 128
-        # at least a few margins long, so every block moves the stream forward
-        self.block = max(int(BLOCK_SECONDS * rate), N_FFT + 4 * self.margin * HOP)
+        self._base = 0  # stream sample index of the buffer's first sample
+        self._peak_next = 0  # next STFT frame of the peaks
+        self._carry: np.ndarray | None = None  # masking history (see _spec2peaks)
+        self._contour_next = 0  # next contour window
+        self._last_row: tuple[np.ndarray, np.ndarray] | None = None  # its predecessor's (diff, loud)
+        self._out: list[tuple[np.ndarray, ...]] = []  # (peak frames, bins, contour frames, words) per step
+        self.step = int(STEP_SECONDS * rate)
 
     def feed(self, samples: np.ndarray) -> None:
         for grid in self._grids:
@@ -202,39 +247,47 @@ class AudioExtractor:
                 grid[2].feed(samples[skip:])
         self._buf.append(np.asarray(samples, np.float32))
         self._buffered += len(samples)
-        # Blocks of exactly ``self.block`` samples: where blocks start must not
-        # depend on how the decoder happened to chunk the audio (the spectral
-        # floor is per block, so it would change the peaks).
-        while self._buffered >= self.block:
-            self._process(final=False)
+        if self._buffered >= self.step + CONTOUR_NFFT:
+            self._process()
 
-    def _process(self, final: bool) -> None:
-        data = np.concatenate(self._buf) if self._buf else np.zeros(0, np.float32)
-        extra = np.zeros(0, np.float32)
-        if not final:
-            data, extra = data[: self.block], data[self.block :]
-        t, f = samples2peaks(data, self._start_frame)
-        n_frames = max(0, 1 + (len(data) - N_FFT) // HOP)
-        lo = self._start_frame + (0 if self._first else self.margin)
-        hi = self._start_frame + (n_frames if final else n_frames - self.margin)
-        sel = (t >= lo) & (t < hi)
-        self._frames.append(t[sel])
-        self._bins.append(f[sel])
-        cf, cb = samples2contour(data, self._start_frame, self.rate)
-        csel = (cf >= lo) & (cf < hi)
-        self._cframes.append(cf[csel])
-        self._cbits.append(cb[csel])
-        if not final:
-            drop = n_frames - 2 * self.margin
-            self._start_frame += drop
-            rest = np.concatenate([data[drop * HOP :], extra])
-            self._buf, self._buffered, self._first = [rest], len(rest), False
+    def _process(self) -> None:
+        """Every window that lies wholly in the buffer; keep the samples later windows need."""
+        data = np.concatenate(self._buf) if len(self._buf) != 1 else self._buf[0]
+        end = self._base + len(data)
+        # peaks: every frame whose N_FFT window ends in the buffer (none: a slice too short)
+        p0 = self._peak_next
+        p1 = max(p0, (end - N_FFT) // HOP + 1)
+        spec = _spectrogram(data[p0 * HOP - self._base : (p1 - 1) * HOP + N_FFT - self._base])
+        t, f, self._carry = _spec2peaks(spec, p0, self._carry)
+        self._peak_next = p1
+        # contour: the same for CONTOUR_NFFT windows, the first paired with its predecessor
+        c0 = self._contour_next
+        c1 = max(c0, (end - CONTOUR_NFFT) // HOP + 1)
+        diff, loud = _contour_rows(data[c0 * HOP - self._base : (c1 - 1) * HOP + CONTOUR_NFFT - self._base], self.rate)
+        first = c0
+        if len(diff) and self._last_row is not None:
+            diff, loud, first = np.vstack([self._last_row[0], diff]), np.r_[self._last_row[1], loud], c0 - 1
+        cf, words = _rows2contour(diff, loud)
+        cf = cf + first
+        if len(diff):
+            self._last_row = (diff[-1:], loud[-1:])
+        self._contour_next = c1
+        self._out.append((t, f, cf, words))
+        keep = min(p1, c1) * HOP - self._base  # the next windows start here
+        rest = data[keep:]
+        self._buf, self._buffered, self._base = [rest], len(rest), self._base + keep
 
     def finish(self) -> AudioTrack:
-        self._process(final=True)
+        if self._buffered:
+            self._process()
         self.shifted = {offset: ex.finish() for offset, _, ex in self._grids}
-        return AudioTrack(np.concatenate(self._frames), np.concatenate(self._bins),
-                          np.concatenate(self._cframes), np.concatenate(self._cbits))
+        parts = self._out or [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, np.uint32),)]
+        return AudioTrack(
+            (np.concatenate([p[0] for p in parts]) + self._offset).astype(np.uint32),
+            np.concatenate([p[1] for p in parts]).astype(np.uint16),
+            (np.concatenate([p[2] for p in parts]) + self._offset).astype(np.uint32),
+            np.concatenate([p[3] for p in parts]).astype(np.uint32),
+        )
 
 
 def peaks2landmarks(

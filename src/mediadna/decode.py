@@ -38,6 +38,12 @@ FRAME_SIZE = 192
 #: Skip decoding frames nothing refers to (see _decode_open); the sampled
 #: frames then sit up to a frame or two later than the sampling instant.
 SKIP_NONREF = True
+#: Pictures of at most this many pixels are decoded on one thread: on frames
+#: this small FFmpeg's frame threads cost more CPU in hand-overs than they
+#: save, and the hashing thread needs the other core (bench/run.py speed, dev
+#: corpus at 152x114 to 640x360: extraction 0.60x -> 0.67x of decoding, 2 cores).
+#: Larger pictures keep FFmpeg's choice (a thread per core).
+ONE_THREAD_PIXELS = 480 * 270
 #: Audio is resampled to mono at this rate (landmarks live below 4 kHz).
 AUDIO_RATE = 8000
 #: Inputs longer than this are refused (a clear error beats an 18-hour job).
@@ -416,6 +422,11 @@ def _in_background(gen: Iterator[Decoded], maxsize: int) -> Iterator[Decoded]:
         worker.join(timeout=10)
 
 
+def decoder_threads(width: int, height: int) -> int:
+    """Video decoder threads for a picture size: 1 up to ONE_THREAD_PIXELS, else 0 (FFmpeg's choice)."""
+    return 1 if width * height <= ONE_THREAD_PIXELS else 0
+
+
 def _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio):
     _probe_open(container, source)  # refuses unusable inputs before decoding
     video, audio = _pick_streams(container)
@@ -428,6 +439,8 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
         return
     for s in streams:
         s.thread_type = "AUTO"
+    if video is not None:
+        video.codec_context.thread_count = decoder_threads(video.codec_context.width or 0, video.codec_context.height or 0)
     if video is not None and SKIP_NONREF:
         # Only 1 frame in 5-6 is sampled: frames no other frame refers to
         # (most B-frames) need not be decoded at all.  Sampling then takes the

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from . import audio as A
 from . import decode as D
@@ -36,6 +37,23 @@ PARAMS = {
 }
 
 
+#: BLAS threads while fingerprinting.  The only BLAS call (the frame DCT in
+#: visual.rasters2hashes) is a small matrix product; with the default one thread
+#: per core, OpenBLAS's threads spin between calls and take the cores the decoder
+#: threads need (bench/run.py speed: extraction fell from 0.77x to 0.59x of
+#: decoding on 2 cores).
+BLAS_THREADS = 1
+_threadpools: ThreadpoolController | None = None
+
+
+def _blas_limit():
+    """Context: BLAS limited to BLAS_THREADS threads (restored on exit)."""
+    global _threadpools
+    if _threadpools is None:  # scanning the loaded libraries costs a few ms: once per process
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=BLAS_THREADS, user_api="blas")
+
+
 def media2fingerprint(
     source: str | os.PathLike,
     *,
@@ -50,6 +68,11 @@ def media2fingerprint(
     Times in the result are media times (seconds from the file's start), so
     fingerprints of adjacent windows concatenate (see :func:`merge_fingerprints`).
     """
+    with _blas_limit():
+        return _media2fingerprint(source, start=start, end=end, sha256=sha256, want_video=want_video, want_audio=want_audio)
+
+
+def _media2fingerprint(source, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
     info = D.probe(source)
     digest = sha256 if sha256 is not None else (D.sha256_file(source) if start == 0 and end is None else "")
     fps = D.SAMPLE_FPS if info.media_type != "image" else 1.0

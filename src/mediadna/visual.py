@@ -262,19 +262,24 @@ def _still_box(frame: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def chunk_gradients(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(blurred frames, |d/dx|, |d/dy|) of a chunk, float32: shared by the
-    content-box and the inset detectors."""
+    """(blurred frames, |d/dx|, |d/dy|) of a chunk: shared by the content-box
+    and the inset detectors.  uint8 frames give uint8 and int16 arrays (exact,
+    half the memory traffic of float); float frames give float32."""
     t = len(frames)
     h, w = frames[0].shape
-    blurred = np.empty((t, h, w), np.float32)
-    ax = np.empty((t, h, w), np.float32)
-    ay = np.empty((t, h, w), np.float32)
-    for i, f in enumerate(frames):
-        b = cv2.GaussianBlur(f, (3, 3), 0)
-        blurred[i] = b
-        if b.dtype == np.uint8:  # both 3x3 Sobel derivatives in one pass, exact in int16
-            ax[i], ay[i] = cv2.spatialGradient(b)
-        else:
+    if frames[0].dtype == np.uint8:  # both 3x3 Sobel derivatives in one pass, exact in int16
+        blurred = np.empty((t, h, w), np.uint8)
+        ax = np.empty((t, h, w), np.int16)
+        ay = np.empty((t, h, w), np.int16)
+        for i, f in enumerate(frames):
+            cv2.GaussianBlur(f, (3, 3), 0, dst=blurred[i])
+            cv2.spatialGradient(blurred[i], dx=ax[i], dy=ay[i])
+    else:
+        blurred = np.empty((t, h, w), np.float32)
+        ax = np.empty((t, h, w), np.float32)
+        ay = np.empty((t, h, w), np.float32)
+        for i, f in enumerate(frames):
+            blurred[i] = cv2.GaussianBlur(f, (3, 3), 0)
             cv2.Sobel(blurred[i], cv2.CV_32F, 1, 0, dst=ax[i], ksize=3)
             cv2.Sobel(blurred[i], cv2.CV_32F, 0, 1, dst=ay[i], ksize=3)
     np.abs(ax, out=ax)
@@ -302,9 +307,9 @@ def content_box(
     if t == 1 and not prior:
         return _still_box(frames[0])
     blurred, ax, ay = grads if grads is not None else chunk_gradients(frames)
-    tstd = blurred.std(axis=0) if t > 1 else np.zeros((h, w), np.float32)
-    gx = ax.sum(axis=0)
-    gy = ay.sum(axis=0)
+    tstd = blurred.std(axis=0, dtype=np.float32) if t > 1 else np.zeros((h, w), np.float32)
+    gx = ax.sum(axis=0, dtype=np.float32)  # sums of integers below 2**24: exact
+    gy = ay.sum(axis=0, dtype=np.float32)
     detail = (gx + gy) / (8.0 * t)
     # persistent straight edges: median along each row/column of the mean gradient
     row_edge = np.median(gy, axis=1) / (4.0 * t)

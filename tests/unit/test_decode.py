@@ -7,6 +7,7 @@ seconds; about 5 s of encoding in all).
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from itertools import islice
@@ -418,3 +419,53 @@ def test_merged_windows_match_the_one_piece_fingerprint(long_clip):
     common, iw, im = np.intersect1d(wc.contour_frames, mc.contour_frames, return_indices=True)
     assert len(common) >= len(wc.contour) - len(plan)
     assert np.mean(wc.contour[iw] == mc.contour[im]) >= 0.95
+
+
+# --- sharing the cores ------------------------------------------------------------------
+def test_small_pictures_are_decoded_on_one_thread(clip, work, monkeypatch):
+    """Up to ONE_THREAD_PIXELS one decoder thread (frame threads cost more than
+    they save on small frames); larger pictures keep FFmpeg's choice (0)."""
+    assert D.decoder_threads(480, 270) == 1 and D.decoder_threads(160, 120) == 1
+    assert D.decoder_threads(640, 360) == 0 and D.decoder_threads(1920, 1080) == 0
+    big = synth.make_video(work / "big.mp4", kind="shapes", duration=1.0, seed=5, size=(640, 360), fps=FPS, audio=None)
+    seen = {}
+    pick = D._pick_streams
+
+    def spy(container):
+        video, audio = pick(container)
+        seen[container.name] = video
+        return video, audio
+
+    monkeypatch.setattr(D, "_pick_streams", spy)
+    for path in (clip, big):
+        frames, _ = _decode(path, prefetch=0)
+        assert frames
+    counts = {Path(name).name: v.codec_context.thread_count for name, v in seen.items()}
+    assert counts["clip.mp4"] == 1
+    if (os.cpu_count() or 1) > 1:  # FFmpeg's choice once open: a thread per core (and one more)
+        assert counts["big.mp4"] > 1
+
+
+def test_blas_is_held_to_one_thread_while_fingerprinting(clip, monkeypatch):
+    """OpenBLAS's idle threads spin between calls and take the decoder's core:
+    the frame DCT (the one BLAS call) runs on BLAS_THREADS, and the caller's
+    setting is back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library loaded")
+    seen: list[set[int]] = []
+    hashes = V.rasters2hashes
+
+    def spy(rasters):
+        seen.append(blas_threads())
+        return hashes(rasters)
+
+    monkeypatch.setattr(V, "rasters2hashes", spy)
+    media2fingerprint(clip)
+    assert seen and all(s == {1} for s in seen)
+    assert blas_threads() == before
