@@ -40,9 +40,10 @@ FRAME_SIZE = 192
 SKIP_NONREF = True
 #: Pictures of at most this many pixels are decoded on one thread: on frames
 #: this small FFmpeg's frame threads cost more CPU in hand-overs than they
-#: save, and the hashing thread needs the other core (bench/run.py speed, dev
-#: corpus at 152x114 to 640x360: extraction 0.60x -> 0.67x of decoding, 2 cores).
-#: Larger pictures keep FFmpeg's choice (a thread per core).
+#: save, and the hashing thread needs the other core (57 dev-corpus files,
+#: 152x114 to 640x360, timed interleaved on 2 cores: extraction 0.60x -> 0.67x
+#: the speed of decoding).  From 640x360 up frame threads were as fast or
+#: faster, so larger pictures keep FFmpeg's choice (a thread per core).
 ONE_THREAD_PIXELS = 480 * 270
 #: Audio is resampled to mono at this rate (landmarks live below 4 kHz).
 AUDIO_RATE = 8000

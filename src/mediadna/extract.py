@@ -40,14 +40,15 @@ PARAMS = {
 #: BLAS threads while fingerprinting.  The only BLAS call (the frame DCT in
 #: visual.rasters2hashes) is a small matrix product; with the default one thread
 #: per core, OpenBLAS's threads spin between calls and take the cores the decoder
-#: threads need (bench/run.py speed: extraction fell from 0.77x to 0.59x of
-#: decoding on 2 cores).
+#: needs (38 dev-corpus files on 2 cores: 0.59x the speed of decoding with two
+#: BLAS threads, 0.77x with one; a third less CPU time).
 BLAS_THREADS = 1
 _threadpools: ThreadpoolController | None = None
 
 
 def _blas_limit():
-    """Context: BLAS limited to BLAS_THREADS threads (restored on exit)."""
+    """Context: BLAS limited to BLAS_THREADS threads, restored on exit (the
+    setting is process-wide while it lasts)."""
     global _threadpools
     if _threadpools is None:  # scanning the loaded libraries costs a few ms: once per process
         _threadpools = ThreadpoolController()
