@@ -359,7 +359,7 @@ def decode_media(
     an otherwise good file are skipped.  With ``prefetch`` > 0 decoding runs
     in a worker thread, at most that many items ahead of the caller.
     """
-    def produce() -> Iterator[Decoded]:
+    def produce() -> Iterator:
         container, reader = _open_input(source)
         try:
             yield from _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio)
@@ -370,10 +370,17 @@ def decode_media(
         finally:
             container.close()
 
-    if prefetch <= 0:
-        yield from produce()
-    else:
-        yield from _in_background(produce(), prefetch)
+    # The decoder thread decodes; the caller's thread resamples the audio and
+    # scales small pictures (see _Finish), so both cores share the work.
+    finish = _Finish(source, start, end, size, audio_rate)
+    stream = produce() if prefetch <= 0 else _in_background(produce(), prefetch)
+    try:
+        for item in stream:
+            yield from finish(item)
+    except _Truncated:
+        yield from finish.held.flush()
+    finally:
+        stream.close()
 
 
 _DONE = object()
@@ -459,11 +466,10 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
             pass  # unseekable: decode from the start and skip
     step = 1.0 / fps
     next_t = start
-    # the resampler hands on AUDIO_BATCH_SECONDS frames (one object, one array each, not one per ~20 ms)
-    batch = int(AUDIO_BATCH_SECONDS * audio_rate) or None
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate, frame_size=batch) if audio is not None else None
-    audio_pos: float | None = None  # time of the next resampled sample
-    held = _AudioBatch(start, end, audio_rate)
+    # small pictures go to the caller's thread as decoded frames (it scales them);
+    # large ones are scaled here (a queue of them would hold megabytes each)
+    raw_video = video is not None and decoder_threads(video.codec_context.width or 0, video.codec_context.height or 0) == 1
+    pending = _RawAudio()  # compressed-frame-sized audio, handed over in AUDIO_BATCH_SECONDS pieces
     decoded_any = False
     bad = 0
     rotation = 0
@@ -483,39 +489,111 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
                 if frame.time is None:
                     continue
                 t = float(frame.time) - t0
+                decoded_any = True
                 if packet.stream.type == "video":
-                    decoded_any = True
                     if t < next_t - 1e-3 or (end is not None and t >= end):
                         continue
                     rotation = getattr(frame, "rotation", 0) or 0
-                    yield Decoded("video", t, _rotate(frame2gray(frame, size), rotation))
+                    yield _RawVideo(t, frame, rotation) if raw_video else Decoded("video", t, _rotate(frame2gray(frame, size), rotation))
                     next_t = max(next_t + step, t + step * 0.5)
                     while next_t <= t:
                         next_t += step
                 else:
-                    decoded_any = True
-                    if audio_pos is None:
-                        audio_pos = t  # the resampled stream starts with the first decoded frame
-                    for rf in resampler.resample(frame):
-                        yield from held.add(rf.to_ndarray().reshape(-1), audio_pos)
-                        audio_pos += rf.samples / audio_rate
-        if resampler is not None:
-            for rf in resampler.resample(None):
-                if audio_pos is not None:
-                    yield from held.add(rf.to_ndarray().reshape(-1), audio_pos)
-                    audio_pos += rf.samples / audio_rate
-            yield from held.flush()
+                    pending.add(frame, t)
+                    if pending.seconds >= AUDIO_BATCH_SECONDS:
+                        yield pending
+                        pending = _RawAudio()
+        yield pending
+        yield _AudioEnd(complete=True)
     except MediaError:
         raise
     except av.error.FFmpegError as exc:
         if not decoded_any:
             raise MediaError(CORRUPT, f"{_display(source)} cannot be decoded: {exc.strerror or exc}") from None
         # a truncated tail: keep what decoded
-        yield from held.flush()
+        yield pending
+        yield _AudioEnd(complete=False)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MediaError(UNSUPPORTED, f"{_display(source)}: {exc}") from None
     if not decoded_any:
         raise MediaError(CORRUPT, f"{_display(source)} contains no decodable audio or video")
+
+
+@dataclass
+class _RawVideo:
+    """A sampled frame, still FFmpeg's: the caller's thread scales it."""
+
+    time: float
+    frame: object
+    rotation: int
+
+
+class _RawAudio:
+    """Decoded audio frames (and their times), resampled in the caller's thread."""
+
+    def __init__(self) -> None:
+        self.frames: list = []
+        self.seconds = 0.0
+
+    def add(self, frame, t: float) -> None:
+        self.frames.append((frame, t))
+        self.seconds += frame.samples / (frame.sample_rate or 1)
+
+
+@dataclass
+class _AudioEnd:
+    complete: bool  # False: a truncated tail (the resampler's remainder is dropped)
+
+
+class _Truncated(Exception):
+    """Resampling failed part-way: keep what came before (as a truncated tail)."""
+
+
+class _Finish:
+    """The caller's half of decoding: raw items to :class:`Decoded` ones.
+
+    Resamples audio to ``audio_rate`` mono, hands it on in pieces of at least
+    AUDIO_BATCH_SECONDS windowed to ``[start, end)``, and scales raw video
+    frames (small pictures) to grey rasters.
+    """
+
+    def __init__(self, source, start: float, end: float | None, size: int, audio_rate: int):
+        self.source, self.size, self.rate = source, size, audio_rate
+        self.resampler = None  # made at the first audio frame
+        self.audio_pos: float | None = None  # time of the next resampled sample
+        self.held = _AudioBatch(start, end, audio_rate)
+
+    def __call__(self, item) -> Iterator[Decoded]:
+        if isinstance(item, Decoded):
+            yield item
+        elif isinstance(item, _RawVideo):
+            yield Decoded("video", item.time, _rotate(frame2gray(item.frame, self.size), item.rotation))
+        elif isinstance(item, _RawAudio):
+            for frame, t in item.frames:
+                if self.audio_pos is None:
+                    self.audio_pos = t  # the resampled stream starts with the first decoded frame
+                yield from self._emit(self._resample(frame))
+        elif isinstance(item, _AudioEnd):
+            if item.complete and self.resampler is not None:
+                yield from self._emit(self._resample(None))
+            yield from self.held.flush()
+
+    def _resample(self, frame) -> list:
+        if self.resampler is None:
+            # the resampler emits frames of AUDIO_BATCH_SECONDS (one object, one array each, not one per ~20 ms)
+            batch = int(AUDIO_BATCH_SECONDS * self.rate) or None
+            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=self.rate, frame_size=batch)
+        try:
+            return self.resampler.resample(frame)
+        except av.error.FFmpegError:
+            raise _Truncated from None
+        except ValueError as exc:
+            raise MediaError(UNSUPPORTED, f"{_display(self.source)}: {exc}") from None
+
+    def _emit(self, resampled: list) -> Iterator[Decoded]:
+        for rf in resampled:
+            yield from self.held.add(rf.to_ndarray().reshape(-1), self.audio_pos)
+            self.audio_pos += rf.samples / self.rate
 
 
 #: 8-bit planar YUV layouts whose first plane is the luma we hash.

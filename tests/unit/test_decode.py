@@ -469,3 +469,52 @@ def test_blas_is_held_to_one_thread_while_fingerprinting(clip, monkeypatch):
     media2fingerprint(clip)
     assert seen and all(s == {1} for s in seen)
     assert blas_threads() == before
+
+
+def test_small_pictures_are_scaled_and_audio_resampled_in_the_callers_thread(clip, work, monkeypatch):
+    """The decoder thread only decodes small pictures; scaling them and all
+    resampling happen in the caller's thread, so the two share the cores
+    (large pictures are scaled by the decoder thread: a queue of them would
+    hold megabytes each)."""
+    big = synth.make_video(work / "big_audio.mp4", kind="shapes", duration=1.0, seed=6, size=(640, 360), fps=FPS, audio="music")
+    threads: dict[str, set[str]] = {"scale": set(), "resample": set()}
+    scale, resample = D.frame2gray, D._Finish._resample
+
+    def spy_scale(frame, size):
+        threads["scale"].add(threading.current_thread().name)
+        return scale(frame, size)
+
+    def spy_resample(self, frame):
+        threads["resample"].add(threading.current_thread().name)
+        return resample(self, frame)
+
+    monkeypatch.setattr(D, "frame2gray", spy_scale)
+    monkeypatch.setattr(D._Finish, "_resample", spy_resample)
+    me = threading.current_thread().name
+    frames, audio = _decode(clip)
+    assert frames and audio
+    assert threads == {"scale": {me}, "resample": {me}}
+    threads["scale"].clear()
+    frames, audio = _decode(big)
+    assert frames and audio and threads["scale"] == {"mediadna-decode"} and threads["resample"] == {me}
+
+
+def test_resampling_failing_part_way_keeps_what_came_before(clip, monkeypatch):
+    """Like a truncated tail: the audio before the failure is kept, nothing after."""
+    whole = np.concatenate([a.data for a in _decode(clip)[1]])
+    real = av.AudioResampler
+
+    class Failing:
+        def __init__(self, *args, **kwargs):
+            self.inner, self.calls = real(*args, **kwargs), 0
+
+        def resample(self, frame):
+            self.calls += 1
+            if self.calls == 60:
+                raise av.error.FFmpegError(-1, "resampler broke")
+            return self.inner.resample(frame)
+
+    monkeypatch.setattr(D.av, "AudioResampler", Failing)
+    items = list(D.decode_media(clip))
+    audio = np.concatenate([i.data for i in items if i.kind == "audio"])
+    assert 0 < len(audio) < len(whole) and np.array_equal(audio, whole[: len(audio)])
