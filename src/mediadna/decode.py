@@ -386,7 +386,7 @@ def decode_media(
 _DONE = object()
 
 
-def _in_background(gen: Iterator[Decoded], maxsize: int) -> Iterator[Decoded]:
+def _in_background(gen: Iterator, maxsize: int) -> Iterator:
     """Run a generator in a worker thread, handing items over a bounded queue.
 
     Decoding (FFmpeg, GIL released) and scaling then overlap with hashing and
@@ -447,8 +447,9 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
         return
     for s in streams:
         s.thread_type = "AUTO"
+    threads = decoder_threads(video.codec_context.width or 0, video.codec_context.height or 0) if video is not None else 0
     if video is not None:
-        video.codec_context.thread_count = decoder_threads(video.codec_context.width or 0, video.codec_context.height or 0)
+        video.codec_context.thread_count = threads
     if video is not None and SKIP_NONREF:
         # Only 1 frame in 5-6 is sampled: frames no other frame refers to
         # (most B-frames) need not be decoded at all.  Sampling then takes the
@@ -466,9 +467,10 @@ def _decode_open(container, source, start, end, fps, size, audio_rate, want_vide
             pass  # unseekable: decode from the start and skip
     step = 1.0 / fps
     next_t = start
-    # small pictures go to the caller's thread as decoded frames (it scales them);
-    # large ones are scaled here (a queue of them would hold megabytes each)
-    raw_video = video is not None and decoder_threads(video.codec_context.width or 0, video.codec_context.height or 0) == 1
+    # small pictures (decoded on one thread) go to the caller's thread as decoded
+    # frames, which it scales; large ones are scaled here (a queue of them would
+    # hold megabytes each)
+    raw_video = video is not None and threads == 1
     pending = _RawAudio()  # compressed-frame-sized audio, handed over in AUDIO_BATCH_SECONDS pieces
     decoded_any = False
     bad = 0
