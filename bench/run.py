@@ -173,6 +173,8 @@ def evaluate(out: Path) -> dict:
             kind = Path(q["ref"]).stem.split("_", 1)[1]
             sound = "ambience" if synth.AUTO_AUDIO[kind] == "noise" else "music/speech"
             per.setdefault(f"{q['category']} ({sound})", []).append(int(bool(hit)))
+        if q["name"] == "pip":  # did the inset's picture match, whatever the sound did?
+            per.setdefault("pip (by picture)", []).append(int(bool(hit) and hit[0]["modality"] != "audio"))
         per.setdefault(f"[{q['category']}]", []).append(int(bool(hit)))
         truth = synth.read_truth(q["path"])
         pred = hit[0]["segments"] if hit else []

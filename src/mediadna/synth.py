@@ -2037,9 +2037,10 @@ def _t_embed(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None
 @_register("pip")
 def _t_pip(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None, scale: float = 0.45,
            position: str = "br", audio: str = "src", margin: float = 0.04, host_seed: int = 7927,
-           host_kind: str = "scenes") -> dict:
+           host_kind: str = "scenes", frame: int = 2, frame_color: Color = (240, 240, 240)) -> dict:
     """Picture-in-picture: src at ``scale`` of the host width in a corner (tl/tr/bl/br) or ``center``
-    over an unrelated (looped) host; ``audio`` = src | host | mix.  Output lasts as long as src."""
+    over an unrelated (looped) host, inside a ``frame`` px border of ``frame_color`` (0: none);
+    ``audio`` = src | host | mix.  Output lasts as long as src."""
     if audio not in ("src", "host", "mix"):
         raise ValueError("audio must be src, host or mix")
     info = probe(src)
@@ -2073,7 +2074,9 @@ def _t_pip(src: Path, dst: Path, enc: Encoding, host: str | Path | None = None, 
             for im in _retime(_iter_raw(src), fps_out=info.fps, src_fps=info.fps):
                 bg = next(hostf, None)
                 out = _resize(bg, HW, HH).copy() if bg is not None else np.zeros((HH, HW, 3), np.uint8)
-                cv2.rectangle(out, (x - 2, y - 2), (x + pw + 1, y + ph + 1), (240, 240, 240), -1)
+                if frame > 0:
+                    cv2.rectangle(out, (x - frame, y - frame), (x + pw + frame - 1, y + ph + frame - 1),
+                                  tuple(int(c) for c in frame_color), -1)
                 out[y:y + ph, x:x + pw] = _resize(im, pw, ph)
                 wr.write(out)
             q1 = wr.n / info.fps
@@ -2332,9 +2335,15 @@ def random_params(name: str, rng: np.random.Generator) -> dict:
                 "mode": str(rng.choice(["insert", "replace"])), "host_seed": int(rng.integers(1 << 30)),
                 "host_kind": str(rng.choice(VIDEO_KINDS))}
     if name == "pip":
-        return {"scale": round(float(u(0.3, 0.55)), 3), "position": str(rng.choice(["tl", "tr", "bl", "br", "center"])),
-                "audio": str(rng.choice(["src", "src", "host", "mix"])), "host_seed": int(rng.integers(1 << 30)),
-                "host_kind": str(rng.choice(VIDEO_KINDS))}
+        p = {"scale": round(float(u(0.3, 0.55)), 3), "position": str(rng.choice(["tl", "tr", "bl", "br", "center"])),
+             "audio": str(rng.choice(["src", "src", "host", "mix"])), "host_seed": int(rng.integers(1 << 30)),
+             "host_kind": str(rng.choice(VIDEO_KINDS))}
+        # the inset's frame comes from a generator of its own, so that every other draw stays as it was
+        fr = np.random.default_rng(p["host_seed"])
+        p["frame"] = int(fr.choice([0, 2, 2, 4, 6]))
+        grey = int(fr.choice([0, 240, 255]))
+        p["frame_color"] = [grey] * 3 if fr.random() < 0.7 else [int(c) for c in fr.integers(0, 256, 3)]
+        return p
     if name == "soundswap":
         return {"seed": int(rng.integers(1 << 30)), "kind": str(rng.choice(["music", "speech", "noise"]))}
     if name == "audio_only":

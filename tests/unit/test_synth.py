@@ -333,6 +333,23 @@ def test_pip(src: Path, work: Path, clips: dict[str, Path]) -> None:
     assert tr["audio"] is True
 
 
+@pytest.mark.parametrize("frame, color", [(0, None), (6, (0, 0, 0)), (4, (30, 200, 60))])
+def test_pip_frame(src: Path, work: Path, clips: dict[str, Path], frame: int, color) -> None:
+    """The inset sits in a ``frame`` px border of ``frame_color`` (none at 0), just outside its region."""
+    kw = {"frame_color": color} if color else {}
+    dst, info, tr = _run(src, work, "pip", f"pip_frame{frame}.mp4", host=clips["talk"], scale=0.45, position="tl",
+                         frame=frame, **kw)
+    x0, y0, x1, y1 = tr["region"]
+    _, img = next(synth.iter_frames(dst))
+    h, w = img.shape[:2]
+    row = int(round((y0 + y1) / 2 * h))
+    outside = img[row, int(round(x0 * w)) - frame : int(round(x0 * w)) - 1].astype(int)  # left of the inset
+    if frame:
+        assert np.abs(outside - np.array(color)).max() < 30  # the frame colour (RGB), after lossy encoding
+    else:
+        assert len(outside) == 0 and tr["params"]["frame"] == 0
+
+
 def test_soundswap(src: Path, work: Path) -> None:
     dst, info, tr = _run(src, work, "soundswap", seed=11, kind="speech")
     assert tr["audio"] is False and tr["video"] is True
@@ -377,6 +394,13 @@ def test_registry_presets_and_random_params(src: Path, work: Path) -> None:
     for name in sorted(expected):
         p = synth.random_params(name, rng)
         assert isinstance(p, dict)
+    # copies in picture-in-picture come with and without frames of several widths
+    frames = set()
+    for seed in range(12):
+        p = synth.random_params("pip", np.random.default_rng(seed))
+        assert p["frame"] in (0, 2, 4, 6) and len(p["frame_color"]) == 3
+        frames.add(p["frame"])
+    assert len(frames) >= 3
     with pytest.raises(ValueError):
         synth.transform(src, work / "x.mp4", "no_such_transform")
     # one randomly drawn combo runs end to end

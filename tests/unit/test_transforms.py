@@ -53,6 +53,9 @@ CASES = [
     ("audio-m4a-5s", "audio_only", {"start": 12.5, "length": 5.0, "snr_db": 10.0, "bitrate": "64k"}, ".m4a"),
     # picture-in-picture over unrelated footage with the host's sound: picture-only evidence
     ("pip-host-audio", "pip", {"scale": 0.45, "position": "br", "audio": "host"}, ".mp4"),
+    # ... in a frame: its outer edge is the box found; the frame's strips are not the picture
+    ("pip-white-frame", "pip", {"scale": 0.45, "position": "br", "audio": "host", "frame": 6, "frame_color": (255, 255, 255)}, ".mp4"),
+    ("pip-black-frame", "pip", {"scale": 0.35, "position": "tr", "audio": "host", "frame": 8, "frame_color": (0, 0, 0)}, ".mp4"),
 ]
 
 

@@ -507,6 +507,24 @@ def test_inset_box_is_none_for_bars_and_borders():
     assert V.inset_box(pillarbox(5)[1]) is None
 
 
+def test_inset_frame_is_cut_but_still_or_uniform_picture_alone_is_not():
+    fr = footage(7)
+    box = (40, 160, 30, 170)
+    assert V._inside_frame(fr, box) == box  # moving, textured picture up to the edge: nothing to cut
+    framed = fr.copy()
+    framed[:, 40:44, 30:170] = framed[:, 156:160, 30:170] = 255  # a still, uniform 4 px frame
+    framed[:, 40:160, 30:34] = framed[:, 40:160, 166:170] = 255
+    # the frame, then the 2 px (top, left) or 1 px (bottom, right) smear of its inner edge
+    assert V._inside_frame(framed, box) == (46, 155, 36, 165)
+    logo = fr.copy()
+    logo[:, 40:44, 30:170] = fr[0, 100:104, 30:170]  # still but textured (a static strip of picture)
+    logo[:, 40:160, 30:34] = fr[:, 100:101, 100:101]  # uniform along the side but changing (a fade, a flash)
+    assert V._inside_frame(logo, box) == box
+    thick = fr.copy()
+    thick[:, 40:80] = 0  # a still black band far wider than any frame: cut at most PIP_FRAME of the side
+    assert V._inside_frame(thick, box)[0] == 40 + int(V.PIP_FRAME * 120) + 2
+
+
 def test_chunk_gradients_are_the_3x3_sobel_of_the_blurred_frames():
     import cv2
 
