@@ -116,14 +116,14 @@ def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64)))
 
 
+def _leading(flags: np.ndarray) -> int:
+    """How many of ``flags`` are True before the first False."""
+    return len(flags) if flags.all() else int(np.argmin(flags))
+
+
 def _trim_dead(dead: np.ndarray) -> tuple[int, int]:
     n = len(dead)
-    a = 0
-    while a < n and dead[a]:
-        a += 1
-    b = n
-    while b > a and dead[b - 1]:
-        b -= 1
+    a, b = _leading(dead), n - _leading(dead[::-1])
     if b - a < BOX_MIN_FRACTION * n:
         return 0, n
     return a, b
@@ -233,7 +233,7 @@ def _solid_run(lines: np.ndarray) -> tuple[int, float]:
     """(how many of ``lines`` (first = outermost) are one solid colour, that colour)."""
     std, mean = lines.std(axis=1), lines.mean(axis=1)
     ok = (std <= STILL_BAR_STD) & (np.abs(mean - mean[0]) <= STILL_BAR_DRIFT)
-    return (len(ok) if ok.all() else int(np.argmin(ok))), float(mean[0])
+    return _leading(ok), float(mean[0])
 
 
 def _bar_pair(lines: np.ndarray) -> tuple[int, int]:
@@ -446,8 +446,7 @@ def _inside_frame(frames: np.ndarray, box: tuple[int, int, int, int]) -> tuple[i
 
     def cut(frame_lines: np.ndarray, smear: int) -> int:
         """Lines to cut from this end: the frame's, then the smear of its inner edge."""
-        reach = max(2, int(PIP_FRAME * len(frame_lines)))
-        n = int(np.argmin(frame_lines[:reach])) if not frame_lines[:reach].all() else reach
+        n = _leading(frame_lines[: max(2, int(PIP_FRAME * len(frame_lines)))])
         return n + smear if n else 0
 
     return y0 + cut(rows, 2), y1 - cut(rows[::-1], 1), x0 + cut(cols, 2), x1 - cut(cols[::-1], 1)
