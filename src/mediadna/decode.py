@@ -17,6 +17,7 @@ import hashlib
 import os
 import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -243,17 +244,56 @@ def _duration(container, video, audio) -> float:
 
 def probe(source: str | os.PathLike) -> MediaInfo:
     """Streams, duration and geometry of an input, without decoding it."""
+    with open_media(source) as media:
+        return media.info
+
+
+class Media:
+    """An input opened once (see :func:`open_media`): its :class:`MediaInfo`,
+    and its streams decoded by :meth:`decode`."""
+
+    def __init__(self, source: str | os.PathLike, container, reader, info: MediaInfo) -> None:
+        self.source = source
+        self.info = info
+        self._opened: tuple | None = (container, reader)
+
+    def decode(self, **options) -> Iterator[Decoded]:
+        """:func:`decode_media` of this input (same options).  The first call
+        decodes the container already open, and the decode owns it from then
+        on (its worker thread closes it); a later call opens the input again."""
+        opened, self._opened = self._opened, None
+        return decode_media(self.source, opened=opened, **options)
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened[0].close()
+            self._opened = None
+
+
+@contextmanager
+def open_media(source: str | os.PathLike) -> Iterator[Media]:
+    """Open and probe an input once, to read its info and then decode it.
+
+    Raises :class:`MediaError` as :func:`probe` does.  Saves opening the
+    input a second time (a few ms locally; a round trip or two for a URL).
+    """
     container, reader = _open_input(source)
     try:
         info = _probe_open(container, source)
         if reader is not None:
             info.size_bytes = reader.size or 0
-        return info
     except MediaError:
-        _raise_read_error(reader)
-        raise
-    finally:
         container.close()
+        _raise_read_error(reader)  # a failed read, not damage
+        raise
+    except BaseException:
+        container.close()
+        raise
+    media = Media(source, container, reader, info)
+    try:
+        yield media
+    finally:
+        media.close()
 
 
 def _raise_read_error(reader) -> None:
@@ -349,6 +389,7 @@ def decode_media(
     want_video: bool = True,
     want_audio: bool = True,
     prefetch: int = 64,
+    opened: tuple | None = None,
 ) -> Iterator[Decoded]:
     """Stream sampled grey frames and mono audio of ``[start, end)``.
 
@@ -358,9 +399,11 @@ def decode_media(
     Raises :class:`MediaError` for unusable input; a few corrupt packets in
     an otherwise good file are skipped.  With ``prefetch`` > 0 decoding runs
     in a worker thread, at most that many items ahead of the caller.
+    ``opened``: (container, reader) of :func:`open_media`, used instead of
+    opening ``source`` again, and closed here like one opened here.
     """
     def produce() -> Iterator:
-        container, reader = _open_input(source)
+        container, reader = opened if opened is not None else _open_input(source)
         try:
             yield from _decode_open(container, source, start, end, fps, size, audio_rate, want_video, want_audio)
             _raise_read_error(reader)  # a failed read is never a "truncated tail"

@@ -74,7 +74,12 @@ def media2fingerprint(
 
 
 def _media2fingerprint(source, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
-    info = D.probe(source)
+    with D.open_media(source) as media:
+        return _media2fingerprint_open(media, start=start, end=end, sha256=sha256, want_video=want_video, want_audio=want_audio)
+
+
+def _media2fingerprint_open(media: D.Media, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
+    source, info = media.source, media.info
     digest = sha256 if sha256 is not None else (D.sha256_file(source) if start == 0 and end is None else "")
     fps = D.SAMPLE_FPS if info.media_type != "image" else 1.0
     vx = (
@@ -85,7 +90,7 @@ def _media2fingerprint(source, *, start, end, sha256, want_video, want_audio) ->
     ax: A.AudioExtractor | None = None
     length = (min(info.duration, end) if end is not None else info.duration) - start
     shifts = A.SHIFTS if 0 < length <= A.SHIFT_MAX_SECONDS else 1
-    for item in D.decode_media(source, start=start, end=end, fps=fps, want_video=vx is not None, want_audio=want_audio):
+    for item in media.decode(start=start, end=end, fps=fps, want_video=vx is not None, want_audio=want_audio):
         if item.kind == "video":
             vx.feed(item.time, item.data)  # type: ignore[union-attr]
             if info.media_type == "image":

@@ -193,6 +193,55 @@ def test_decode_media_is_a_lazy_stream(clip, tmp_path):
     assert a == b
 
 
+def test_open_media_opens_the_input_once_for_info_and_decoding(clip, monkeypatch):
+    opened = []
+    real_open = D._open_input
+    monkeypatch.setattr(D, "_open_input", lambda source: opened.append(source) or real_open(source))
+    with D.open_media(clip) as media:
+        assert media.info == D.probe(clip)
+        opened.clear()
+        items = [(i.kind, i.time, i.data.tobytes()) for i in media.decode(end=2.0)]
+        assert opened == []  # decoded from the container already open
+        again = [(i.kind, i.time, i.data.tobytes()) for i in media.decode(end=2.0)]
+        assert opened == [clip]  # that container is closed now: a second decode opens the input again
+    assert items and items == again
+    assert items == [(i.kind, i.time, i.data.tobytes()) for i in D.decode_media(clip, end=2.0)]
+    # fingerprinting opens it once (it used to probe, then open it again to decode)
+    opened.clear()
+    media2fingerprint(clip)
+    assert opened == [clip]
+
+
+def _is_open(container) -> bool:
+    try:
+        container.duration  # PyAV asserts on a closed container
+        return True
+    except AssertionError:
+        return False
+
+
+def test_open_media_closes_what_it_opened(clip, monkeypatch):
+    containers = []
+    real_open = D._open_input
+
+    def tracking(source):
+        container, reader = real_open(source)
+        containers.append(container)
+        return container, reader
+
+    monkeypatch.setattr(D, "_open_input", tracking)
+    with D.open_media(clip) as media:  # never decoded
+        assert media.info.has_video and _is_open(containers[-1])
+    assert len(containers) == 1 and not _is_open(containers[0])
+    with D.open_media(clip) as media:  # decoded part-way: the decode closes it
+        gen = media.decode()
+        next(gen)
+        assert _is_open(containers[-1])
+        gen.close()
+        assert not _is_open(containers[-1])
+    assert len(containers) == 2
+
+
 @pytest.mark.parametrize("ext", ["png", "jpg"])
 def test_image_decodes_to_one_frame_and_fingerprints(images, ext):
     video, audio = _decode(images[ext], fps=1.0)
@@ -301,6 +350,7 @@ def test_bad_inputs_raise_media_error_with_stable_code(bad, name, code):
     path = bad[name]
     assert _code(D.probe, path) == code
     assert _code(lambda p: list(D.decode_media(p)), path) == code
+    assert _code(lambda p: D.open_media(p).__enter__(), path) == code
     assert _code(media2fingerprint, path) == code
 
 
