@@ -69,16 +69,11 @@ def media2fingerprint(
     Times in the result are media times (seconds from the file's start), so
     fingerprints of adjacent windows concatenate (see :func:`merge_fingerprints`).
     """
-    with _blas_limit():
-        return _media2fingerprint(source, start=start, end=end, sha256=sha256, want_video=want_video, want_audio=want_audio)
+    with _blas_limit(), D.open_media(source) as media:  # opened once: probed, then decoded
+        return _media2fingerprint(media, start=start, end=end, sha256=sha256, want_video=want_video, want_audio=want_audio)
 
 
-def _media2fingerprint(source, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
-    with D.open_media(source) as media:
-        return _media2fingerprint_open(media, start=start, end=end, sha256=sha256, want_video=want_video, want_audio=want_audio)
-
-
-def _media2fingerprint_open(media: D.Media, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
+def _media2fingerprint(media: D.Media, *, start, end, sha256, want_video, want_audio) -> Fingerprint:
     source, info = media.source, media.info
     digest = sha256 if sha256 is not None else (D.sha256_file(source) if start == 0 and end is None else "")
     fps = D.SAMPLE_FPS if info.media_type != "image" else 1.0
