@@ -193,23 +193,35 @@ def test_decode_media_is_a_lazy_stream(clip, tmp_path):
     assert a == b
 
 
-def test_open_media_opens_the_input_once_for_info_and_decoding(clip, monkeypatch):
-    opened = []
+@pytest.fixture
+def opens(monkeypatch) -> list:
+    """(source, container) of every input decode opens, in order."""
+    seen = []
     real_open = D._open_input
-    monkeypatch.setattr(D, "_open_input", lambda source: opened.append(source) or real_open(source))
+
+    def recording(source):
+        container, reader = real_open(source)
+        seen.append((source, container))
+        return container, reader
+
+    monkeypatch.setattr(D, "_open_input", recording)
+    return seen
+
+
+def test_open_media_opens_the_input_once_for_info_and_decoding(clip, opens):
     with D.open_media(clip) as media:
         assert media.info == D.probe(clip)
-        opened.clear()
+        opens.clear()
         items = [(i.kind, i.time, i.data.tobytes()) for i in media.decode(end=2.0)]
-        assert opened == []  # decoded from the container already open
+        assert opens == []  # decoded from the container already open
         again = [(i.kind, i.time, i.data.tobytes()) for i in media.decode(end=2.0)]
-        assert opened == [clip]  # that container is closed now: a second decode opens the input again
+        assert [src for src, _ in opens] == [clip]  # that container is closed now: a second decode opens the input again
     assert items and items == again
     assert items == [(i.kind, i.time, i.data.tobytes()) for i in D.decode_media(clip, end=2.0)]
     # fingerprinting opens it once (it used to probe, then open it again to decode)
-    opened.clear()
+    opens.clear()
     media2fingerprint(clip)
-    assert opened == [clip]
+    assert [src for src, _ in opens] == [clip]
 
 
 def _is_open(container) -> bool:
@@ -220,26 +232,17 @@ def _is_open(container) -> bool:
         return False
 
 
-def test_open_media_closes_what_it_opened(clip, monkeypatch):
-    containers = []
-    real_open = D._open_input
-
-    def tracking(source):
-        container, reader = real_open(source)
-        containers.append(container)
-        return container, reader
-
-    monkeypatch.setattr(D, "_open_input", tracking)
+def test_open_media_closes_what_it_opened(clip, opens):
     with D.open_media(clip) as media:  # never decoded
-        assert media.info.has_video and _is_open(containers[-1])
-    assert len(containers) == 1 and not _is_open(containers[0])
+        assert media.info.has_video and _is_open(opens[-1][1])
+    assert len(opens) == 1 and not _is_open(opens[0][1])
     with D.open_media(clip) as media:  # decoded part-way: the decode closes it
         gen = media.decode()
         next(gen)
-        assert _is_open(containers[-1])
+        assert _is_open(opens[-1][1])
         gen.close()
-        assert not _is_open(containers[-1])
-    assert len(containers) == 2
+        assert not _is_open(opens[-1][1])
+    assert len(opens) == 2
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])
