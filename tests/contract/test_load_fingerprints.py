@@ -239,3 +239,29 @@ def test_dynamodb_file_replaced_while_loading_is_read_again(kind, store_factory,
     assert store.load_fingerprints("lib", ["k", "other"]) == {"k": make_fingerprint(7), "other": other}
     assert raced
     assert dict(store.stats.requests) == {"GetItem": 2, "BatchGetItem": 4}, store.stats.to_dict()
+
+
+def test_the_contour_cohort_is_read_through_the_port(store):
+    """A short query's contour cohort (mediadna.match.Matcher.contour_cohort)
+    needs only list_files and load_fingerprints: every adapter gives the same
+    files, in key order, the candidates and the files without sound left out."""
+    from dataclasses import replace
+
+    from mediadna.match import COHORT_FILES, COHORT_MIN_FILES, Matcher
+
+    store.create_library("lib")
+    n = COHORT_FILES + 3
+    fps = {}
+    for i in range(n):
+        fp = make_fingerprint(i, n=4)
+        fp = replace(fp, audio=AudioTrack(fp.audio.frames, fp.audio.bins, np.arange(40) + i, np.full(40, i, np.uint32)))
+        silent = i % 5 == 0
+        record = replace(make_record(f"k{i:02d}", i), has_audio=not silent)
+        store.add_file("lib", record, replace(fp, audio=None) if silent else fp, Postings([i], [1.0], [i], [2.0]))
+        fps[f"k{i:02d}"] = fp
+    cohort = Matcher(store).contour_cohort("lib", skip={"k01", "k03"})
+    heard = [k for k in sorted(fps) if int(k[1:]) % 5]
+    want = [k for k in heard if k not in ("k01", "k03")][:COHORT_FILES]
+    assert len(want) >= COHORT_MIN_FILES
+    assert [int(t.contour[0]) for t in cohort] == [int(k[1:]) for k in want]
+    assert Matcher(store).contour_cohort("lib", skip=set(heard[: len(heard) - COHORT_MIN_FILES + 1])) == []

@@ -8,6 +8,7 @@ from mediadna import audio as A
 from mediadna import match as M
 from mediadna.fingerprint import AudioTrack, Fingerprint, VisualTrack
 from mediadna.pipeline import commit, find_matches
+from tests.sounds import harmonic_song, sound_fingerprint
 
 LIB = "cost"
 FPS = 5.0
@@ -67,3 +68,34 @@ def test_a_60s_query_costs_a_few_dozen_requests(open_dynamodb):
     (m,) = find_matches(store, LIB, copy)
     (seg,) = m.segments
     assert m.modality == "audiovisual" and abs(seg.query_start - 10.0) < 1.0 and abs(seg.reference_start - 30.0) < 1.0
+
+
+def test_a_2s_query_with_its_contour_cohort_costs_a_few_requests_more(open_dynamodb, monkeypatch):
+    """A 2 s excerpt in a library big enough for the cohort check (mediadna.match,
+    COHORT_*): found through it, and the cohort costs one page of the file list
+    and one batched fingerprint read more than the same query without it."""
+    store = open_dynamodb()
+    store.create_library(LIB)
+    songs = {f"s{k:02d}": harmonic_song(50 + k, 12.0) for k in range(M.COHORT_FILES + 4)}
+    for key, x in songs.items():
+        assert commit(store, LIB, sound_fingerprint(x), key, "onlysave", False)
+    x = songs["s07"][int(5.3 * 8000) : int(7.3 * 8000)]
+    query = sound_fingerprint(x + 0.1 * np.std(x) * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32), A.SHIFTS)
+    cohort = M.Matcher.contour_cohort
+    cost = {}
+    for use in (False, True):
+        monkeypatch.setattr(M.Matcher, "contour_cohort", cohort if use else (lambda self, *a, **k: []))
+        store = open_dynamodb()  # a fresh worker: nothing cached
+        store.stats.reset()
+        found = find_matches(store, LIB, query)
+        cost[use] = store.stats.to_dict()
+        if use:
+            # a duplicate only by the cohort check (5.2 deviations in its pair's windows; 10.8 over its cohort)
+            assert [m.primary_key for m in found][:1] == ["s07"] and found[0].similarity >= 0.5
+            seg = found[0].segments[0]
+            assert abs(seg.reference_start - seg.query_start - 5.3) < 0.1
+        else:
+            assert all(m.similarity < 0.5 for m in found)
+    # the file list: the library item, one Query; the fingerprints: the library item, records, chunks
+    assert cost[True]["total_requests"] <= cost[False]["total_requests"] + 5, cost
+    assert cost[True]["requests"]["Query"] <= cost[False]["requests"].get("Query", 0) + 1, cost

@@ -18,6 +18,7 @@ from mediadna import pipeline as P
 from mediadna.fingerprint import FLAG_DIM, FLAG_FLAT, AudioTrack, Fingerprint, VisualTrack
 from mediadna.match import DIM_SEGMENT_SECONDS, Matcher, Segment, align_visual, audio_segments, fuse
 from mediadna.store.memory import MemoryStore
+from tests.sounds import harmonic_song, sound_fingerprint
 
 FPS = 5.0
 HOP_S = A.HOP / 8000.0  # seconds per STFT frame
@@ -409,31 +410,6 @@ def test_audio_unrelated_query_finds_nothing(store):
     assert Matcher(store).match(LIB, audio_fp(*rand_peaks(rng, 30.0), 30.0)) == []
 
 
-def _song(seed: int, seconds: float) -> np.ndarray:
-    """Random harmonic notes over a faint floor, 8 kHz."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 8000)
-    x = 0.003 * rng.standard_normal(n)
-    t = 0.0
-    while t < seconds:
-        dur = rng.uniform(0.12, 0.5)
-        i0 = int(t * 8000)
-        tt = np.arange(min(n - i0, int(1.6 * dur * 8000))) / 8000
-        f0 = 110.0 * 2 ** (rng.integers(0, 36) / 12.0)
-        x[i0 : i0 + len(tt)] += rng.uniform(0.3, 1.0) * np.exp(-tt / (0.6 * dur)) * sum(
-            0.7**k * np.sin(2 * np.pi * f0 * (k + 1) * tt) for k in range(4) if f0 * (k + 1) < 3800)
-        t += dur
-    return (0.8 * x / np.abs(x).max()).astype(np.float32)
-
-
-def _sound_fp(x: np.ndarray, shifts: int = 1) -> Fingerprint:
-    ex = A.AudioExtractor(8000, shifts=shifts)
-    ex.feed(x)
-    track = ex.finish()
-    return Fingerprint(duration=len(x) / 8000, sha256="", media_type="audio", params={"audio_rate": 8000},
-                       audio=track, shifted=ex.shifted)
-
-
 def test_contour_segment_finds_a_short_excerpt_at_its_offset():
     """A 2 s noisy excerpt cut 0.3 hop off the reference's grid, 12.4 s in:
     its contour stands out at the true offset (one of its sub-hop grids lines
@@ -442,13 +418,13 @@ def test_contour_segment_finds_a_short_excerpt_at_its_offset():
     no segment, and neither does the reference proposed far from the copy."""
     from mediadna.match import contour_segments
 
-    song = _song(1, 40.0)
-    ref = _sound_fp(song)
+    song = harmonic_song(1, 40.0)
+    ref = sound_fingerprint(song)
     start = int(12.4 * 8000) + 77
     clip = song[start : start + 16000]
     clip = clip + np.random.default_rng(2).standard_normal(len(clip)).astype(np.float32) * np.sqrt(np.mean(clip**2) / 10 ** 1.2)
-    q = _sound_fp(clip, shifts=A.SHIFTS)
-    other = _sound_fp(_song(3, 40.0))
+    q = sound_fingerprint(clip, shifts=A.SHIFTS)
+    other = sound_fingerprint(harmonic_song(3, 40.0))
     segs = contour_segments(q, {"song": ref, "other": other}, {"song": [12.0], "other": [12.0]})
     assert list(segs) == ["song"]
     (seg,) = segs["song"]
@@ -464,14 +440,89 @@ def test_contour_segment_needs_the_reference_contour_and_sound():
     give no contour segment (the landmarks still decide for them)."""
     from mediadna.match import contour_segments
 
-    song = _song(4, 30.0)
-    ref = _sound_fp(song)
-    q = _sound_fp(song[80000:96000], shifts=A.SHIFTS)
+    song = harmonic_song(4, 30.0)
+    ref = sound_fingerprint(song)
+    q = sound_fingerprint(song[80000:96000], shifts=A.SHIFTS)
     assert list(contour_segments(q, {"song": ref}, {"song": [10.0]})) == ["song"]
     old = replace(ref, audio=AudioTrack(ref.audio.frames, ref.audio.bins))
     assert contour_segments(q, {"song": old}, {"song": [10.0]}) == {}
-    silent = _sound_fp(np.zeros(16000, np.float32), shifts=A.SHIFTS)
+    silent = sound_fingerprint(np.zeros(16000, np.float32), shifts=A.SHIFTS)
     assert contour_segments(silent, {"song": ref}, {"song": [10.0]}) == {}
+
+
+def _noisy(x: np.ndarray, seed: int, snr_db: float = 12.0) -> np.ndarray:
+    return x + np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32) * np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
+
+
+@pytest.fixture(scope="module")
+def cohort_sounds():
+    """A reference song, a noisy 2 s excerpt of it 12.4 s in (off the hop grid), and the sound of 24 unrelated songs."""
+    song = harmonic_song(1, 40.0)
+    start = int(12.4 * 8000) + 77
+    q = sound_fingerprint(_noisy(song[start : start + 16000], 2), shifts=A.SHIFTS)
+    cohort = [sound_fingerprint(harmonic_song(100 + j, 12.0)).audio for j in range(24)]
+    return song, start, q, cohort
+
+
+def test_cohort_contour_finds_an_excerpt_at_an_offset_nobody_proposed(cohort_sounds):
+    """Searched whole, the right reference's contour peak stands far above the
+    query's peaks against the cohort: one segment, at the right offset within
+    a hop; an unrelated song searched the same way gives nothing."""
+    from mediadna.match import COHORT_MIN_FILES, cohort_contour_segments
+
+    song, start, q, cohort = cohort_sounds
+    assert len(cohort) >= COHORT_MIN_FILES
+    segs = cohort_contour_segments(q, {"song": sound_fingerprint(song), "other": sound_fingerprint(harmonic_song(3, 40.0))}, cohort)
+    assert list(segs) == ["song"]
+    (seg,) = segs["song"]
+    assert seg.modality == "audio" and seg.speed == 1.0 and 0.0 < seg.score <= 1.0
+    assert abs(seg.offset - start / 8000) <= HOP_S
+    assert seg.query_start <= 0.1 and seg.query_end >= 1.9
+
+
+def test_cohort_contour_needs_a_cohort_and_a_short_enough_reference(cohort_sounds, monkeypatch):
+    """Too few cohort files with sound (a small library), a silent query, or
+    a reference longer than the span every file is searched over: nothing."""
+    from mediadna import match as M
+
+    song, _, q, cohort = cohort_sounds
+    ref = sound_fingerprint(song)
+    assert M.cohort_contour_segments(q, {"song": ref}, cohort[: M.COHORT_MIN_FILES - 1]) == {}
+    silent = [sound_fingerprint(np.zeros(96000, np.float32)).audio] * len(cohort)
+    assert M.cohort_contour_segments(q, {"song": ref}, silent) == {}
+    assert M.cohort_contour_segments(sound_fingerprint(np.zeros(16000, np.float32), shifts=A.SHIFTS), {"song": ref}, cohort) == {}
+    monkeypatch.setattr(M, "COHORT_SEARCH_SECONDS", 30.0)  # the song is 40 s
+    assert M.cohort_contour_segments(q, {"song": ref}, cohort) == {}
+
+
+def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(cohort_sounds):
+    """The same peak that stands out of unrelated songs does not stand out of
+    a cohort the query meets just as well (half of it other noisy takes of
+    the same song): the candidate is judged by the cohort, not by a fixed cut."""
+    from mediadna.match import cohort_contour_segments
+
+    song, _, q, cohort = cohort_sounds
+    ref = sound_fingerprint(song)
+    assert list(cohort_contour_segments(q, {"song": ref}, cohort)) == ["song"]
+    alike = cohort[:12] + [sound_fingerprint(_noisy(song, 50 + j)).audio for j in range(12)]
+    assert cohort_contour_segments(q, {"song": ref}, alike) == {}
+
+
+def test_contour_cohort_is_the_first_files_with_sound_but_the_candidates(store):
+    """Key order, files without sound and the candidates skipped, at most COHORT_FILES;
+    fewer than COHORT_MIN_FILES usable gives none (the fallback of small libraries)."""
+    from mediadna import match as M
+
+    tone = sound_fingerprint(harmonic_song(9, 3.0))
+    for k in range(M.COHORT_MIN_FILES + 1):
+        ingest(store, replace(tone, sha256=f"{k:064x}"), f"s{k:02d}")
+    ingest(store, reference(5), "a-silent")  # picture only, first in key order
+    matcher = Matcher(store)
+    cohort = matcher.contour_cohort(LIB, skip={"s00"})
+    assert len(cohort) == M.COHORT_MIN_FILES and all(len(t.contour) for t in cohort)
+    assert matcher.contour_cohort(LIB, skip={"s00", "s01"}) == []
+    ingest(store, replace(tone, sha256="f" * 64), "s99")
+    assert len(matcher.contour_cohort(LIB, skip={"s00", "s01"})) == M.COHORT_MIN_FILES
 
 
 def test_audio_segments_from_hand_made_hits():
@@ -519,7 +570,12 @@ def test_audio_certainty_rises_with_the_pairs_chance_rate():
     and the reference otherwise hardly meet, and chance when their landmarks
     meet everywhere (a dense recording: thousands of scattered hits make
     lines of 10-15 events by chance)."""
-    from mediadna.match import AUDIO_BIN, AUDIO_CERTAIN_FROM, AUDIO_CHANCE_EVENTS, chance_rate
+    from mediadna.match import (
+        AUDIO_BIN,
+        AUDIO_CERTAIN_FROM,
+        AUDIO_CHANCE_EVENTS,
+        chance_rate,
+    )
 
     rng = np.random.default_rng(25)
     variants = [(1.0, 1.0, np.zeros(400, np.uint32), np.linspace(0, 20, 400))]
@@ -679,16 +735,64 @@ def test_noisy_lossy_5s_music_excerpts_are_found_with_their_time_code(excerpt_li
     assert found >= 4, found
 
 
-def test_unrelated_short_excerpts_are_not_duplicates(excerpt_library):
+@pytest.mark.parametrize("library", ["excerpt_library", "cohort_library"])
+def test_unrelated_short_excerpts_are_not_duplicates(library, request):
+    """Without a cohort (12 files) and with one (36 files)."""
     from mediadna import synth
 
-    engine, _, excerpt, d = excerpt_library
+    engine, _, excerpt, d = request.getfixturevalue(library)
     for kind in ("speech", "music"):
         for seed in (401, 402, 403):
             src = synth.make_audio(d / f"other_{kind}{seed}.wav", kind=kind, duration=12.0, seed=seed)
             for length in (2.0, 5.0):
                 q = excerpt(src, length, 0.5)
                 assert _duplicates(engine, q) == [], q.name
+
+
+@pytest.fixture(scope="module")
+def cohort_library(excerpt_library):
+    """The excerpt references plus 24 unrelated 12 s sounds (speech, music,
+    ambience): a library big enough for the cohort-normalised contour check."""
+    from mediadna import synth
+
+    _, refs, excerpt, d = excerpt_library
+    store = MemoryStore()
+    store.create_library(LIB)
+    engine = P.Engine(store)
+    paths = list(refs.values()) + [
+        synth.make_audio(d / f"cohort{j:02d}.wav", kind=("speech", "music", "noise")[j % 3], duration=12.0, seed=600 + j)
+        for j in range(24)]
+    for path in paths:
+        assert engine.process(path, LIB, save_type="onlysave")["status"] == "succeeded"
+    return engine, refs, excerpt, d
+
+
+@pytest.mark.parametrize("seed, start_frac", [(303, 0.55), (304, 0.7), (306, 0.7)])
+def test_2s_music_excerpt_at_an_unproposed_offset_is_found_against_the_cohort(cohort_library, monkeypatch, seed, start_frac):
+    """These three excerpts' landmark votes pile up at the accompaniment's
+    repeats, so the contour is never checked at their true offset, and
+    without the cohort check they are missed (measured; the small library
+    misses them too).  Searched whole and judged against the cohort, each is
+    found, with its time code, and nothing else is."""
+    from mediadna import match as M
+    from mediadna import synth
+
+    engine, refs, excerpt, _ = cohort_library
+    q = excerpt(refs[("music", seed)], 2.0, start_frac)
+    dups = _duplicates(engine, q)
+    assert [m["primary_key"] for m in dups] == [refs[("music", seed)].name], dups
+    assert _time_code_right(dups[0], synth.read_truth(q))
+    monkeypatch.setattr(M, "cohort_contour_segments", lambda *a, **k: {})
+    assert _duplicates(engine, q) == []
+
+
+def test_2s_excerpts_name_no_other_file_in_a_cohort_library(cohort_library):
+    """With the cohort check on, the references' own 2 s excerpts name no other file."""
+    engine, refs, excerpt, _ = cohort_library
+    for path in refs.values():
+        for start_frac in (0.1, 0.4, 0.7):
+            dups = _duplicates(engine, excerpt(path, 2.0, start_frac))
+            assert {m["primary_key"] for m in dups} <= {path.name}, (path.name, start_frac, dups)
 
 
 # --- fusion ------------------------------------------------------------------------------
