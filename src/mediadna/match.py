@@ -1365,11 +1365,12 @@ class Matcher:
             for f, segs in contour_segments(fp, heard, proposed).items():
                 a_segs.setdefault(f, []).extend(segs)
         if heard and fp.audio is not None and 0 < fp.duration <= COHORT_MAX_SECONDS:
-            unsure = {f: r for f, r in heard.items() if max((s.score for s in a_segs.get(f, [])), default=0.0) < 1.0}
+            best = {f: max((s.score for s in a_segs.get(f, [])), default=0.0) for f in heard}
+            unsure = {f: r for f, r in heard.items() if best[f] < 1.0}
             if unsure:
                 cohort = self.contour_cohort(library, skip=set(refs) | exclude)
                 for f, segs in cohort_contour_segments(fp, unsure, cohort).items():
-                    if segs[0].score > max((s.score for s in a_segs.get(f, [])), default=0.0):
+                    if segs[0].score > best[f]:
                         a_segs[f] = segs
         for f, segs in a_segs.items():
             if any(seg.score > 0 for seg in segs):

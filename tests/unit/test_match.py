@@ -410,7 +410,21 @@ def test_audio_unrelated_query_finds_nothing(store):
     assert Matcher(store).match(LIB, audio_fp(*rand_peaks(rng, 30.0), 30.0)) == []
 
 
-def test_contour_segment_finds_a_short_excerpt_at_its_offset():
+def _noisy(x: np.ndarray, seed: int, snr_db: float = 12.0) -> np.ndarray:
+    return x + np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32) * np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
+
+
+@pytest.fixture(scope="module")
+def short_excerpt():
+    """A reference song, a noisy 2 s excerpt of it 12.4 s in (off the hop grid), and the sound of 24 unrelated songs."""
+    song = harmonic_song(1, 40.0)
+    start = int(12.4 * 8000) + 77
+    q = sound_fingerprint(_noisy(song[start : start + 16000], 2), shifts=A.SHIFTS)
+    cohort = [sound_fingerprint(harmonic_song(100 + j, 12.0)).audio for j in range(24)]
+    return song, start, q, cohort
+
+
+def test_contour_segment_finds_a_short_excerpt_at_its_offset(short_excerpt):
     """A 2 s noisy excerpt cut 0.3 hop off the reference's grid, 12.4 s in:
     its contour stands out at the true offset (one of its sub-hop grids lines
     up), the segment covers the excerpt, and the reference's time code is
@@ -418,12 +432,8 @@ def test_contour_segment_finds_a_short_excerpt_at_its_offset():
     no segment, and neither does the reference proposed far from the copy."""
     from mediadna.match import contour_segments
 
-    song = harmonic_song(1, 40.0)
+    song, start, q, _ = short_excerpt
     ref = sound_fingerprint(song)
-    start = int(12.4 * 8000) + 77
-    clip = song[start : start + 16000]
-    clip = clip + np.random.default_rng(2).standard_normal(len(clip)).astype(np.float32) * np.sqrt(np.mean(clip**2) / 10 ** 1.2)
-    q = sound_fingerprint(clip, shifts=A.SHIFTS)
     other = sound_fingerprint(harmonic_song(3, 40.0))
     segs = contour_segments(q, {"song": ref, "other": other}, {"song": [12.0], "other": [12.0]})
     assert list(segs) == ["song"]
@@ -450,27 +460,13 @@ def test_contour_segment_needs_the_reference_contour_and_sound():
     assert contour_segments(silent, {"song": ref}, {"song": [10.0]}) == {}
 
 
-def _noisy(x: np.ndarray, seed: int, snr_db: float = 12.0) -> np.ndarray:
-    return x + np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32) * np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
-
-
-@pytest.fixture(scope="module")
-def cohort_sounds():
-    """A reference song, a noisy 2 s excerpt of it 12.4 s in (off the hop grid), and the sound of 24 unrelated songs."""
-    song = harmonic_song(1, 40.0)
-    start = int(12.4 * 8000) + 77
-    q = sound_fingerprint(_noisy(song[start : start + 16000], 2), shifts=A.SHIFTS)
-    cohort = [sound_fingerprint(harmonic_song(100 + j, 12.0)).audio for j in range(24)]
-    return song, start, q, cohort
-
-
-def test_cohort_contour_finds_an_excerpt_at_an_offset_nobody_proposed(cohort_sounds):
+def test_cohort_contour_finds_an_excerpt_at_an_offset_nobody_proposed(short_excerpt):
     """Searched whole, the right reference's contour peak stands far above the
     query's peaks against the cohort: one segment, at the right offset within
     a hop; an unrelated song searched the same way gives nothing."""
     from mediadna.match import COHORT_MIN_FILES, cohort_contour_segments
 
-    song, start, q, cohort = cohort_sounds
+    song, start, q, cohort = short_excerpt
     assert len(cohort) >= COHORT_MIN_FILES
     segs = cohort_contour_segments(q, {"song": sound_fingerprint(song), "other": sound_fingerprint(harmonic_song(3, 40.0))}, cohort)
     assert list(segs) == ["song"]
@@ -480,12 +476,12 @@ def test_cohort_contour_finds_an_excerpt_at_an_offset_nobody_proposed(cohort_sou
     assert seg.query_start <= 0.1 and seg.query_end >= 1.9
 
 
-def test_cohort_contour_needs_a_cohort_and_a_short_enough_reference(cohort_sounds, monkeypatch):
+def test_cohort_contour_needs_a_cohort_and_a_short_enough_reference(short_excerpt, monkeypatch):
     """Too few cohort files with sound (a small library), a silent query, or
     a reference longer than the span every file is searched over: nothing."""
     from mediadna import match as M
 
-    song, _, q, cohort = cohort_sounds
+    song, _, q, cohort = short_excerpt
     ref = sound_fingerprint(song)
     assert M.cohort_contour_segments(q, {"song": ref}, cohort[: M.COHORT_MIN_FILES - 1]) == {}
     silent = [sound_fingerprint(np.zeros(96000, np.float32)).audio] * len(cohort)
@@ -495,13 +491,13 @@ def test_cohort_contour_needs_a_cohort_and_a_short_enough_reference(cohort_sound
     assert M.cohort_contour_segments(q, {"song": ref}, cohort) == {}
 
 
-def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(cohort_sounds):
+def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(short_excerpt):
     """The same peak that stands out of unrelated songs does not stand out of
     a cohort the query meets just as well (half of it other noisy takes of
     the same song): the candidate is judged by the cohort, not by a fixed cut."""
     from mediadna.match import cohort_contour_segments
 
-    song, _, q, cohort = cohort_sounds
+    song, _, q, cohort = short_excerpt
     ref = sound_fingerprint(song)
     assert list(cohort_contour_segments(q, {"song": ref}, cohort)) == ["song"]
     alike = cohort[:12] + [sound_fingerprint(_noisy(song, 50 + j)).audio for j in range(12)]
@@ -570,12 +566,7 @@ def test_audio_certainty_rises_with_the_pairs_chance_rate():
     and the reference otherwise hardly meet, and chance when their landmarks
     meet everywhere (a dense recording: thousands of scattered hits make
     lines of 10-15 events by chance)."""
-    from mediadna.match import (
-        AUDIO_BIN,
-        AUDIO_CERTAIN_FROM,
-        AUDIO_CHANCE_EVENTS,
-        chance_rate,
-    )
+    from mediadna.match import AUDIO_BIN, AUDIO_CERTAIN_FROM, AUDIO_CHANCE_EVENTS, chance_rate
 
     rng = np.random.default_rng(25)
     variants = [(1.0, 1.0, np.zeros(400, np.uint32), np.linspace(0, 20, 400))]
