@@ -22,7 +22,8 @@
    - short queries' sound is also checked bit by bit (band-energy contour):
      at the offsets proposed (up to 12 s), and, up to 4 s in a library of
      24+ files with sound, at every offset, judged against the query's
-     peaks over a fixed cohort of other files (T-norm).
+     peaks over a fixed cohort of other files (T-norm); the same cohort
+     sets how long the query's chance landmark lines get.
 3. Fusion: visual and audio segments of one reference that overlap with the
    same offset become one audiovisual segment (noisy-or of the scores).
 """
@@ -405,8 +406,16 @@ def _dedupe(segments: list[Segment]) -> list[Segment]:
 
 
 # --- audio ------------------------------------------------------------------
-#: A (variant, offset bin) vote table up to this many cells is counted densely.
+#: A (variant, offset bin) vote table up to this many cells, and at most
+#: DENSE_CELLS_PER_HIT cells per hit, is counted densely; a larger or
+#: sparser one by sorting its hits (the same counts: a whole 3-min file's
+#: table over every speed has ~350k cells for a 2 s query's few thousand hits).
 DENSE_CELLS = 1 << 22
+DENSE_CELLS_PER_HIT = 32
+
+
+def _dense(cells: int, hits: int) -> bool:
+    return cells <= DENSE_CELLS and cells <= DENSE_CELLS_PER_HIT * max(hits, 1)
 
 
 def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.ndarray) -> tuple[int, int, int]:
@@ -427,10 +436,13 @@ def _best_line(scales: np.ndarray, vi: np.ndarray, ob: np.ndarray, alive: np.nda
     o = o - o.min() + 1  # bins from 1; 0 and span - 1 are empty guards between variants
     span = int(o.max()) + 2
     base = int(ob[idx][keep].min())
-    if len(scales) * span <= DENSE_CELLS:
-        peak = _dense_peaks(len(scales), span, v * span + o)
+    present, row = np.unique(v, return_inverse=True)  # one table row per variant with votes
+    key = row.astype(np.int64) * span + o
+    if _dense(len(present) * span, len(v)):
+        rows = _dense_peaks(len(present), span, key)
     else:
-        peak = _sparse_peaks(len(scales), span, v * span + o)
+        rows = _sparse_peaks(len(present), span, key)
+    peak = {int(present[r]): p for r, p in rows.items()}
     best = (-1, 0, 0)
     for var in sorted(peak, key=lambda u: (abs(scales[u] - 1.0), u)):
         k, votes = peak[var]
@@ -485,77 +497,140 @@ def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tupl
     return {int(cv[i]): (int(cand[i] % span) - 1, int(pooled[i])) for i in first}
 
 
+@dataclass
+class _Line:
+    """One chained run of inliers on a (scale, offset) landmark line: a candidate audio segment."""
+
+    speed: float
+    offset: float
+    query_start: float
+    query_end: float
+    events: int  # independent events (see AUDIO_CERTAIN_FROM)
+    start: float  # events a chance line of this pair and speed reaches (certainty starts here)
+    ratio: float  # matched share of the query's anchors in the span (see AUDIO_FULL_RATIO)
+
+    @property
+    def excess(self) -> float:
+        return self.events - self.start
+
+
+def _audio_lines(hit: tuple, variants: list, scales: np.ndarray, anchor_times: list[np.ndarray],
+                 query_duration: float, searched_seconds: float, vote_floor: Callable[[], float] | None = None):
+    """Every :class:`_Line` in one reference's landmark hits, strongest line first.
+
+    Each round takes the strongest (scale, offset) line over all variants,
+    chains its inliers into runs, then removes every hit (any variant) that
+    line explains, so the next round finds the next copied segment.  Rounds
+    stop at a line of fewer votes than MIN_AUDIO_MATCHES, or than
+    ``vote_floor()`` (asked before each round).
+    """
+    vi, tq, trf = hit[:3]
+    at, tt = hit[3:5] if len(hit) > 3 else (np.round(tq, 3),) * 2
+    order = np.argsort(vi, kind="stable")
+    vi, tq, trf, at, tt = vi[order], tq[order], trf[order], at[order], tt[order]
+    edges = np.r_[0, np.nonzero(np.diff(vi))[0] + 1, len(vi)]
+    bounds = [(int(vi[edges[k]]), int(edges[k]), int(edges[k + 1])) for k in range(len(edges) - 1)]
+    off = trf - scales[vi] * tq
+    ob = np.floor(off / AUDIO_BIN).astype(np.int64)
+    chance = None
+    alive = np.ones(len(vi), bool)
+    for _ in range(MAX_SEGMENTS):
+        floor = max(MIN_AUDIO_MATCHES, vote_floor() if vote_floor else 0)
+        if alive.sum() < floor:
+            break
+        v, obin, votes = _best_line(scales, vi, ob, alive)
+        if v < 0 or votes < floor:
+            break
+        if chance is None:
+            chance = chance_rate(vi, ob, len(variants), searched_seconds, query_duration)
+        ts = float(scales[v])
+        lo, hi = next((lo, hi) for vv, lo, hi in bounds if vv == v)
+        sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(ob[lo:hi] - obin) <= 1)]
+        offset = float(np.median(off[sel]))
+        sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(off[lo:hi] - offset) <= 1.5 * AUDIO_BIN)]
+        sel = sel[np.argsort(tq[sel])]
+        anchors = anchor_times[v]
+        start = AUDIO_CERTAIN_FROM + AUDIO_CHANCE_EVENTS * chance
+        start += AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0
+        for run in _runs(tq[sel], AUDIO_GAP):
+            ridx = sel[_peel_edges(tq[sel], run, AUDIO_EDGE_GAP)]
+            n_anchor = len(distinct(np.round(tq[ridx], 3)))
+            if n_anchor < MIN_AUDIO_MATCHES:
+                continue
+            # independent events: distinct tracks among the anchors and among the targets
+            n = min(len(distinct(at[ridx])), len(distinct(tt[ridx])))
+            qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
+            in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
+            yield _Line(ts, offset, qs, qe, n, start, n_anchor / max(in_span, 1))
+        # everything this line explains, in any variant, is used up
+        if len(sel):
+            q0, q1 = float(tq[sel].min()), float(tq[sel].max())
+            explained = (tq >= q0) & (tq <= q1) & (np.abs(trf - (ts * tq + offset)) <= 1.0)
+            alive &= ~explained
+        alive[sel] = False
+
+
+def _line_setup(variants: list) -> tuple[np.ndarray, list[np.ndarray]]:
+    return np.array([v[0] for v in variants], np.float64), [distinct(np.round(v[3], 3)) for v in variants]
+
+
 def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict,
-                   searched: dict | None = None) -> dict[str, list[Segment]]:
+                   searched: dict | None = None, chance_excess: float = 0.0) -> dict[str, list[Segment]]:
     """Segments per reference from landmark hits.
 
     ``hits_by_file[file] = (variant index, query time s, reference time s[,
     anchor track, target track])`` arrays; without tracks every anchor time
     counts as an event of its own.  ``searched[file]``: the seconds of the
     reference the hits were sought in (default: its duration), which sets the
-    file's chance rate (see AUDIO_CHANCE_EVENTS).
-    Each round takes the strongest (scale, offset) line over all variants,
-    chains its inliers into segments, then removes every hit (any variant)
-    that line explains, so the next round finds the next copied segment.
+    file's chance rate (see AUDIO_CHANCE_EVENTS).  ``chance_excess``: events
+    past its start the query's best line reaches by chance elsewhere
+    (:func:`cohort_line_excess`); every line's certainty starts that much later.
     """
     out: dict[str, list[Segment]] = {}
-    scales = np.array([v[0] for v in variants], np.float64)
-    anchor_times = [distinct(np.round(v[3], 3)) for v in variants]
+    scales, anchor_times = _line_setup(variants)
+    chance_excess = max(0.0, chance_excess)
     for fkey, hit in hits_by_file.items():
-        vi, tq, trf = hit[:3]
-        at, tt = hit[3:5] if len(hit) > 3 else (np.round(tq, 3),) * 2
-        order = np.argsort(vi, kind="stable")
-        vi, tq, trf, at, tt = vi[order], tq[order], trf[order], at[order], tt[order]
-        edges = np.r_[0, np.nonzero(np.diff(vi))[0] + 1, len(vi)]
-        bounds = [(int(vi[edges[k]]), int(edges[k]), int(edges[k + 1])) for k in range(len(edges) - 1)]
-        off = trf - scales[vi] * tq
-        ob = np.floor(off / AUDIO_BIN).astype(np.int64)
-        chance = chance_rate(vi, ob, len(variants), (searched or {}).get(fkey, ref_durations.get(fkey) or 0.0), query_duration)
-        alive = np.ones(len(vi), bool)
+        searched_seconds = (searched or {}).get(fkey, ref_durations.get(fkey) or 0.0)
         segs: list[Segment] = []
-        for _ in range(MAX_SEGMENTS):
-            v, obin, votes = _best_line(scales, vi, ob, alive)
-            if v < 0 or votes < MIN_AUDIO_MATCHES:
-                break
-            ts = float(scales[v])
-            lo, hi = next((lo, hi) for vv, lo, hi in bounds if vv == v)
-            sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(ob[lo:hi] - obin) <= 1)]
-            offset = float(np.median(off[sel]))
-            sel = np.arange(lo, hi)[alive[lo:hi] & (np.abs(off[lo:hi] - offset) <= 1.5 * AUDIO_BIN)]
-            sel = sel[np.argsort(tq[sel])]
-            anchors = anchor_times[v]
-            for run in _runs(tq[sel], AUDIO_GAP):
-                ridx = sel[_peel_edges(tq[sel], run, AUDIO_EDGE_GAP)]
-                n_anchor = len(distinct(np.round(tq[ridx], 3)))
-                if n_anchor < MIN_AUDIO_MATCHES:
-                    continue
-                # independent events: distinct tracks among the anchors and among the targets
-                n = min(len(distinct(at[ridx])), len(distinct(tt[ridx])))
-                qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
-                in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
-                ratio = n_anchor / max(in_span, 1)
-                log.debug("audio line %s scale=%.2f offset=%.2f events=%d anchors=%d span=%d ratio=%.3f q=[%.1f,%.1f] chance=%.3f",
-                          fkey, ts, offset, n, n_anchor, in_span, ratio, qs, qe, chance)
-                strength = min(1.0, ratio / AUDIO_FULL_RATIO)
-                start = AUDIO_CERTAIN_FROM + AUDIO_CHANCE_EVENTS * chance
-                start += AUDIO_OFF_SPEED_EXTRA if abs(ts - 1.0) > UNIT_SPEED_TOL else 0
-                certainty = min(1.0, max(0.0, (n - start) / AUDIO_CERTAIN_SPAN))
-                score = float(strength * certainty)
-                rs, re = ts * qs + offset, ts * qe + offset
-                rdur = ref_durations.get(fkey) or re
-                rs, re = max(0.0, rs), min(rdur, re)
-                qs, qe = max(0.0, qs), min(query_duration or qe, qe)
-                if re > rs and qe > qs:
-                    segs.append(Segment(qs, qe, rs, re, score, "audio", ts))
-            # everything this line explains, in any variant, is used up
-            if len(sel):
-                q0, q1 = float(tq[sel].min()), float(tq[sel].max())
-                explained = (tq >= q0) & (tq <= q1) & (np.abs(trf - (ts * tq + offset)) <= 1.0)
-                alive &= ~explained
-            alive[sel] = False
+        for line in _audio_lines(hit, variants, scales, anchor_times, query_duration, searched_seconds):
+            log.debug("audio line %s scale=%.2f offset=%.2f events=%d start=%.2f ratio=%.3f q=[%.1f,%.1f] cohort=%.2f",
+                      fkey, line.speed, line.offset, line.events, line.start, line.ratio,
+                      line.query_start, line.query_end, chance_excess)
+            strength = min(1.0, line.ratio / AUDIO_FULL_RATIO)
+            certainty = min(1.0, max(0.0, (line.excess - chance_excess) / AUDIO_CERTAIN_SPAN))
+            score = float(strength * certainty)
+            ts, qs, qe = line.speed, line.query_start, line.query_end
+            rs, re = ts * qs + line.offset, ts * qe + line.offset
+            rdur = ref_durations.get(fkey) or re
+            rs, re = max(0.0, rs), min(rdur, re)
+            qs, qe = max(0.0, qs), min(query_duration or qe, qe)
+            if re > rs and qe > qs:
+                segs.append(Segment(qs, qe, rs, re, score, "audio", ts))
         if segs:
             out[fkey] = _dedupe(segs)
     return out
+
+
+def cohort_line_excess(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> float:
+    """The most events past its start any landmark line of the query reaches
+    against the cohort (files it does not copy: chance, for this query), 0 at least.
+
+    Some queries draw longer chance lines than their pair's chance rate
+    predicts (a 2 s orchestral excerpt, at 1.08x, 14 events against another
+    orchestral track): a short query's lines count only the events past this.
+    """
+    scales, anchor_times = _line_setup(variants)
+    best = 0.0
+
+    def floor() -> float:
+        # a line has at most as many events as inliers, and they are about its votes:
+        # one of fewer than best + AUDIO_CERTAIN_FROM cannot reach past best
+        return best + AUDIO_CERTAIN_FROM
+
+    for fkey, hit in sorted(hits_by_file.items(), key=lambda kv: -len(kv[1][0])):
+        for line in _audio_lines(hit, variants, scales, anchor_times, query_duration, ref_durations.get(fkey) or 0.0, floor):
+            best = max(best, line.excess)
+    return best
 
 
 # --- contour verification -----------------------------------------------------
@@ -744,6 +819,15 @@ COHORT_SIGMAS_SPAN = 2.0
 #: candidate's peak and the cohort's are maxima over alike spans (the longer
 #: the search, the higher chance reaches); longer candidates are not checked.
 COHORT_SEARCH_SECONDS = 600.0
+#: A short query's landmark lines, in such a library, count only the events
+#: past its best chance line against the same cohort (cohort_line_excess, at
+#: every speed: a 2 s orchestral excerpt drew a 14-event line at 1.08x from an
+#: unrelated orchestral track) -- but at most this many: chance lines reached
+#: 4.3 past their start over ~340 short queries (a soundtrack and two
+#: generated corpora), while a cohort holding copies of the query's own source
+#: (a library of re-uploads, more than MAX_AUDIO_CANDIDATES of them) would
+#: raise it by a copy's 10-40 and reject the real ones.
+COHORT_LINE_CAP = 6.0
 
 
 def _whole_peak(grids: list[tuple[int, AudioTrack]], track: AudioTrack | None, max_frames: int) -> _Peak | None:
@@ -808,10 +892,19 @@ def chance_rate(variant: np.ndarray, offset_bin: np.ndarray, n_variants: int, se
     span = int(o.max()) + 1
     key = np.asarray(variant, np.int64) * span + o
     n_keys = (int(np.max(variant)) + 1) * span
-    counts = np.bincount(key, minlength=n_keys) if n_keys <= DENSE_CELLS else value_counts(key)[1]
+    counts = np.bincount(key, minlength=n_keys) if _dense(n_keys, len(key)) else value_counts(key)[1]
     top = min(len(counts), int(np.ceil(CHANCE_TRIM * cells)))
-    fullest = np.partition(counts, len(counts) - top)[len(counts) - top :] if top else counts[:0]
-    return 3.0 * (len(variant) - int(fullest.sum())) / cells
+    return 3.0 * (len(variant) - _top_sum(counts, top)) / cells
+
+
+def _top_sum(counts: np.ndarray, k: int) -> int:
+    """The sum of the ``k`` largest ``counts`` (non-negative integers), from a histogram of their values."""
+    if k <= 0:
+        return 0
+    cells = np.bincount(counts)[::-1]  # cells holding each count, the highest count first
+    before = np.concatenate([[0], np.cumsum(cells)[:-1]])
+    taken = np.minimum(cells, np.maximum(0, k - before))
+    return int((taken * np.arange(len(cells))[::-1]).sum())
 
 
 def extend_over_silence(seg: Segment, ref_times: np.ndarray, query_duration: float, ref_duration: float) -> Segment:
@@ -1315,10 +1408,10 @@ class Matcher:
                 merged[f] = (v_all[sel], q_all[sel], ref_hits.times[p_all[sel]].astype(np.float64), a_all[sel], t_all[sel])
         return merged
 
-    def contour_cohort(self, library: str, skip: set[str]) -> list[AudioTrack]:
-        """The sound of a short query's contour cohort: the first COHORT_FILES files with sound in key
-        order, but those in ``skip`` (the candidates).  Pages of the file list (COHORT_SCAN records at
-        most), then one batched read; fewer than COHORT_MIN_FILES found: none."""
+    def cohort(self, library: str, skip: set[str]) -> list[Fingerprint]:
+        """A short query's cohort: the first COHORT_FILES files with sound in key order, but those
+        in ``skip`` (the candidates).  Pages of the file list (COHORT_SCAN records at most), then
+        one batched read; fewer than COHORT_MIN_FILES found: none."""
         keys: list[str] = []
         cursor, scanned = None, 0
         while len(keys) < COHORT_FILES and scanned < COHORT_SCAN:
@@ -1332,7 +1425,16 @@ class Matcher:
         if len(keys) < COHORT_MIN_FILES:
             return []
         loaded = self.store.load_fingerprints(library, keys)
-        return [loaded[k].audio for k in keys if k in loaded and loaded[k].audio is not None]
+        return [loaded[k] for k in keys if k in loaded and loaded[k].audio is not None]
+
+    def cohort_excess(self, fp: Fingerprint, cohort: list[Fingerprint]) -> float:
+        """:func:`cohort_line_excess` of ``fp`` against ``cohort``, every file whole, at every speed."""
+        if not cohort:
+            return 0.0
+        refs = {str(k): c for k, c in enumerate(cohort)}
+        variants = I.audio_query_variants(fp)
+        durations = {k: float(c.duration) for k, c in refs.items()}
+        return cohort_line_excess(self.audio_hits(refs, {}, variants), variants, fp.duration, durations)
 
     def match(self, library: str, fp: Fingerprint, exclude: set[str] | None = None) -> list[Match]:
         exclude = exclude or set()
@@ -1355,21 +1457,31 @@ class Matcher:
         # proposed, whose picture does not align, is a chance candidate.
         heard = {f: r for f, r in refs.items() if f in cands.audio or v_segs.get(f)}
         a_segs: dict[str, list[Segment]] = {}
+        short = fp.audio is not None and 0 < fp.duration <= COHORT_MAX_SECONDS
+        cohort: list[Fingerprint] | None = None
         if heard and fp.audio is not None and len(fp.audio):
             variants = I.audio_query_variants(fp, speeds=verify_speeds(cands, v_segs, heard))
             searched = {f: sum(b - a for a, b in windows[f]) if windows[f] else ref_durations[f] for f in heard}
-            a_segs = audio_segments(self.audio_hits(heard, windows, variants), variants, fp.duration, ref_durations, searched)
+            hits = self.audio_hits(heard, windows, variants)
+            a_segs = audio_segments(hits, variants, fp.duration, ref_durations, searched)
+            if short and any(seg.score > 0 for segs in a_segs.values() for seg in segs):
+                # a short query's landmark lines count past its best chance line against the cohort
+                cohort = self.cohort(library, skip=set(refs) | exclude)
+                excess = min(self.cohort_excess(fp, cohort), COHORT_LINE_CAP)
+                if excess > 0:
+                    a_segs = audio_segments(hits, variants, fp.duration, ref_durations, searched, chance_excess=excess)
         if heard and fp.audio is not None and 0 < fp.duration <= A.SHIFT_MAX_SECONDS:
             proposed = {f: cands.offsets(f) + [s.reference_start - s.query_start for s in a_segs.get(f, [])
                                                if abs(s.speed - 1.0) <= UNIT_SPEED_TOL] for f in heard}
             for f, segs in contour_segments(fp, heard, proposed).items():
                 a_segs.setdefault(f, []).extend(segs)
-        if heard and fp.audio is not None and 0 < fp.duration <= COHORT_MAX_SECONDS:
+        if heard and short:
             best = {f: max((s.score for s in a_segs.get(f, [])), default=0.0) for f in heard}
             unsure = {f: r for f, r in heard.items() if best[f] < 1.0}
             if unsure:
-                cohort = self.contour_cohort(library, skip=set(refs) | exclude)
-                for f, segs in cohort_contour_segments(fp, unsure, cohort).items():
+                if cohort is None:
+                    cohort = self.cohort(library, skip=set(refs) | exclude)
+                for f, segs in cohort_contour_segments(fp, unsure, [c.audio for c in cohort]).items():
                     if segs[0].score > best[f]:
                         a_segs[f] = segs
         for f, segs in a_segs.items():

@@ -241,8 +241,8 @@ def test_dynamodb_file_replaced_while_loading_is_read_again(kind, store_factory,
     assert dict(store.stats.requests) == {"GetItem": 2, "BatchGetItem": 4}, store.stats.to_dict()
 
 
-def test_the_contour_cohort_is_read_through_the_port(store):
-    """A short query's contour cohort (mediadna.match.Matcher.contour_cohort)
+def test_the_cohort_is_read_through_the_port(store):
+    """A short query's cohort (mediadna.match.Matcher.cohort)
     needs only list_files and load_fingerprints: every adapter gives the same
     files, in key order, the candidates and the files without sound left out."""
     from dataclasses import replace
@@ -259,9 +259,9 @@ def test_the_contour_cohort_is_read_through_the_port(store):
         record = replace(make_record(f"k{i:02d}", i), has_audio=not silent)
         store.add_file("lib", record, replace(fp, audio=None) if silent else fp, Postings([i], [1.0], [i], [2.0]))
         fps[f"k{i:02d}"] = fp
-    cohort = Matcher(store).contour_cohort("lib", skip={"k01", "k03"})
+    cohort = Matcher(store).cohort("lib", skip={"k01", "k03"})
     heard = [k for k in sorted(fps) if int(k[1:]) % 5]
     want = [k for k in heard if k not in ("k01", "k03")][:COHORT_FILES]
     assert len(want) >= COHORT_MIN_FILES
-    assert [int(t.contour[0]) for t in cohort] == [int(k[1:]) for k in want]
-    assert Matcher(store).contour_cohort("lib", skip=set(heard[: len(heard) - COHORT_MIN_FILES + 1])) == []
+    assert [int(c.audio.contour[0]) for c in cohort] == [int(k[1:]) for k in want]
+    assert Matcher(store).cohort("lib", skip=set(heard[: len(heard) - COHORT_MIN_FILES + 1])) == []

@@ -81,10 +81,10 @@ def test_a_2s_query_with_its_contour_cohort_costs_a_few_requests_more(open_dynam
         assert commit(store, LIB, sound_fingerprint(x), key, "onlysave", False)
     x = songs["s07"][int(5.3 * 8000) : int(7.3 * 8000)]
     query = sound_fingerprint(x + 0.1 * np.std(x) * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32), A.SHIFTS)
-    cohort = M.Matcher.contour_cohort
+    cohort = M.Matcher.cohort
     cost = {}
     for use in (False, True):
-        monkeypatch.setattr(M.Matcher, "contour_cohort", cohort if use else (lambda self, *a, **k: []))
+        monkeypatch.setattr(M.Matcher, "cohort", cohort if use else (lambda self, *a, **k: []))
         store = open_dynamodb()  # a fresh worker: nothing cached
         store.stats.reset()
         found = find_matches(store, LIB, query)

@@ -415,13 +415,25 @@ def _noisy(x: np.ndarray, seed: int, snr_db: float = 12.0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def short_excerpt():
+def unrelated_songs():
+    """24 unrelated 12 s songs: a cohort of files a short query does not copy."""
+    return [sound_fingerprint(harmonic_song(100 + j, 12.0)) for j in range(24)]
+
+
+@pytest.fixture(scope="module")
+def short_excerpt(unrelated_songs):
     """A reference song, a noisy 2 s excerpt of it 12.4 s in (off the hop grid), and the sound of 24 unrelated songs."""
     song = harmonic_song(1, 40.0)
     start = int(12.4 * 8000) + 77
     q = sound_fingerprint(_noisy(song[start : start + 16000], 2), shifts=A.SHIFTS)
-    cohort = [sound_fingerprint(harmonic_song(100 + j, 12.0)).audio for j in range(24)]
-    return song, start, q, cohort
+    return song, start, q, [f.audio for f in unrelated_songs]
+
+
+@pytest.fixture(scope="module")
+def alike_takes(short_excerpt):
+    """12 other noisy takes of the excerpt's whole song: files the query meets as well as its reference."""
+    song = short_excerpt[0]
+    return [sound_fingerprint(_noisy(song, 50 + j)) for j in range(12)]
 
 
 def test_contour_segment_finds_a_short_excerpt_at_its_offset(short_excerpt):
@@ -491,7 +503,7 @@ def test_cohort_contour_needs_a_cohort_and_a_short_enough_reference(short_excerp
     assert M.cohort_contour_segments(q, {"song": ref}, cohort) == {}
 
 
-def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(short_excerpt):
+def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(short_excerpt, alike_takes):
     """The same peak that stands out of unrelated songs does not stand out of
     a cohort the query meets just as well (half of it other noisy takes of
     the same song): the candidate is judged by the cohort, not by a fixed cut."""
@@ -500,11 +512,58 @@ def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(short
     song, _, q, cohort = short_excerpt
     ref = sound_fingerprint(song)
     assert list(cohort_contour_segments(q, {"song": ref}, cohort)) == ["song"]
-    alike = cohort[:12] + [sound_fingerprint(_noisy(song, 50 + j)).audio for j in range(12)]
+    alike = cohort[:12] + [t.audio for t in alike_takes]
     assert cohort_contour_segments(q, {"song": ref}, alike) == {}
 
 
-def test_contour_cohort_is_the_first_files_with_sound_but_the_candidates(store):
+def test_a_short_query_landmark_line_counts_past_its_best_chance_line_in_the_cohort(short_excerpt, unrelated_songs, alike_takes):
+    """The excerpt's landmark line on its song is a duplicate on its own.  Its
+    best line against unrelated songs reaches nothing past its start, so
+    judged by that cohort the line counts in full; against a cohort it meets
+    as well as its song (other noisy takes of it), its best chance line is as
+    long as the real one, and the real one no longer counts."""
+    from mediadna import match as M
+    from mediadna.match import cohort_line_excess
+
+    song, start, q, _ = short_excerpt
+    ref = sound_fingerprint(song)
+    matcher = Matcher(MemoryStore())
+    variants = I.audio_query_variants(q)
+    hits = matcher.audio_hits({"song": ref}, {}, variants)
+    (line,) = audio_segments(hits, variants, q.duration, {"song": 40.0})["song"]
+    assert line.score >= 0.5 and abs(line.offset - start / 8000) <= HOP_S
+    unrelated = matcher.cohort_excess(q, unrelated_songs)
+    alike = matcher.cohort_excess(q, unrelated_songs[:12] + alike_takes)
+    assert unrelated == 0.0 and alike >= 4.0
+    assert audio_segments(hits, variants, q.duration, {"song": 40.0}, chance_excess=unrelated)["song"] == [line]
+    (judged,) = audio_segments(hits, variants, q.duration, {"song": 40.0}, chance_excess=alike)["song"]
+    assert judged.score < 0.5 and judged.score < line.score and judged.offset == line.offset
+    # the measure on its own: every speed, every file whole; no hits, no line
+    all_hits = matcher.audio_hits({str(k): t for k, t in enumerate(alike_takes)}, {}, variants)
+    assert cohort_line_excess(all_hits, variants, q.duration, {k: 40.0 for k in all_hits}) == alike
+    assert cohort_line_excess({}, variants, q.duration, {}) == 0.0
+    # its vote floor (lines too weak to beat the best so far are not chained) loses nothing
+    mixed = matcher.audio_hits({str(k): t for k, t in enumerate(unrelated_songs[:12] + alike_takes)}, {}, variants)
+    durations = {k: (12.0 if int(k) < 12 else 40.0) for k in mixed}
+    scales, anchors = M._line_setup(variants)
+    every = [line.excess for k, h in mixed.items() for line in M._audio_lines(h, variants, scales, anchors, q.duration, durations[k])]
+    assert len(every) >= len(alike_takes) and max(every) == cohort_line_excess(mixed, variants, q.duration, durations) == alike
+
+
+def test_top_sum_is_the_sum_of_the_largest_counts():
+    """chance_rate's trim, from a histogram of the counts, against a partition."""
+    from mediadna.match import _top_sum
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(1, 400))
+        counts = rng.integers(0, int(rng.integers(1, 60)), n)
+        k = int(rng.integers(0, n + 1))
+        want = int(np.partition(counts, n - k)[n - k :].sum()) if k else 0
+        assert _top_sum(counts, k) == want
+
+
+def test_cohort_is_the_first_files_with_sound_but_the_candidates(store):
     """Key order, files without sound and the candidates skipped, at most COHORT_FILES;
     fewer than COHORT_MIN_FILES usable gives none (the fallback of small libraries)."""
     from mediadna import match as M
@@ -514,11 +573,11 @@ def test_contour_cohort_is_the_first_files_with_sound_but_the_candidates(store):
         ingest(store, replace(tone, sha256=f"{k:064x}"), f"s{k:02d}")
     ingest(store, reference(5), "a-silent")  # picture only, first in key order
     matcher = Matcher(store)
-    cohort = matcher.contour_cohort(LIB, skip={"s00"})
-    assert len(cohort) == M.COHORT_MIN_FILES and all(len(t.contour) for t in cohort)
-    assert matcher.contour_cohort(LIB, skip={"s00", "s01"}) == []
+    cohort = matcher.cohort(LIB, skip={"s00"})
+    assert len(cohort) == M.COHORT_MIN_FILES and all(len(c.audio.contour) for c in cohort)
+    assert matcher.cohort(LIB, skip={"s00", "s01"}) == []
     ingest(store, replace(tone, sha256="f" * 64), "s99")
-    assert len(matcher.contour_cohort(LIB, skip={"s00", "s01"})) == M.COHORT_MIN_FILES
+    assert len(matcher.cohort(LIB, skip={"s00", "s01"})) == M.COHORT_MIN_FILES
 
 
 def test_audio_segments_from_hand_made_hits():
@@ -784,6 +843,52 @@ def test_2s_excerpts_name_no_other_file_in_a_cohort_library(cohort_library):
         for start_frac in (0.1, 0.4, 0.7):
             dups = _duplicates(engine, excerpt(path, 2.0, start_frac))
             assert {m["primary_key"] for m in dups} <= {path.name}, (path.name, start_frac, dups)
+
+
+def test_only_short_queries_with_a_scoring_line_read_the_cohort_for_their_lines(cohort_library, monkeypatch):
+    """A 2 s speech excerpt (found by its landmark line) has its lines judged
+    against the cohort and is still found with its time code; a 5 s one is not
+    judged that way (COHORT_MAX_SECONDS).  The cohort is read once per query."""
+    from mediadna import match as M
+    from mediadna import synth
+
+    engine, refs, excerpt, _ = cohort_library
+    measured, reads = [], []
+    real, read = M.Matcher.cohort_excess, M.Matcher.cohort
+    monkeypatch.setattr(M.Matcher, "cohort_excess", lambda self, fp, c: measured.append((fp.duration, len(c))) or real(self, fp, c))
+    monkeypatch.setattr(M.Matcher, "cohort", lambda self, *a, **k: reads.append(a) or read(self, *a, **k))
+    path = refs[("speech", EXCERPT_SEEDS[0])]
+    q = excerpt(path, 2.0, 0.4)
+    dups = _duplicates(engine, q)
+    assert [m["primary_key"] for m in dups] == [path.name] and _time_code_right(dups[0], synth.read_truth(q))
+    assert len(measured) == 1 and measured[0][0] <= M.COHORT_MAX_SECONDS and measured[0][1] >= M.COHORT_MIN_FILES
+    assert len(reads) == 1
+    measured.clear()
+    assert [m["primary_key"] for m in _duplicates(engine, excerpt(path, 5.0, 0.4))] == [path.name]
+    assert measured == []
+
+
+def test_a_2s_excerpt_finds_its_copies_when_more_of_them_sit_in_its_cohort(short_excerpt, unrelated_songs, alike_takes):
+    """A library of re-uploads: the song and 12 noisy takes of it, more than
+    the candidates (MAX_AUDIO_CANDIDATES), so some fall into the query's cohort
+    and raise its chance line (by COHORT_LINE_CAP at most).  Every file the
+    excerpt names is a copy, at the excerpt's offset, a duplicate."""
+    from mediadna import match as M
+
+    song, start, q, _ = short_excerpt
+    store = MemoryStore()
+    store.create_library(LIB)
+    for k, fp in enumerate(unrelated_songs):
+        ingest(store, replace(fp, sha256=f"{k:064x}"), f"u{k:02d}")
+    ingest(store, replace(sound_fingerprint(song), sha256="e" * 64), "song")
+    for j, fp in enumerate(alike_takes):
+        ingest(store, replace(fp, sha256=f"{j:063x}a"), f"a-take{j:02d}")
+    found = Matcher(store).match(LIB, q)
+    copies = {"song"} | {f"a-take{j:02d}" for j in range(len(alike_takes))}
+    assert len(found) == M.MAX_AUDIO_CANDIDATES and {m.primary_key for m in found} <= copies
+    for m in found:
+        seg = max(m.segments, key=lambda s: s.score)
+        assert m.similarity >= 0.5 and abs(seg.offset - start / 8000) <= HOP_S, m
 
 
 # --- fusion ------------------------------------------------------------------------------
