@@ -498,7 +498,7 @@ def _sparse_peaks(n_variants: int, span: int, key: np.ndarray) -> dict[int, tupl
 
 
 @dataclass
-class _Line:
+class AudioLine:
     """One chained run of inliers on a (scale, offset) landmark line: a candidate audio segment."""
 
     speed: float
@@ -516,7 +516,7 @@ class _Line:
 
 def _audio_lines(hit: tuple, variants: list, scales: np.ndarray, anchor_times: list[np.ndarray],
                  query_duration: float, searched_seconds: float, vote_floor: Callable[[], float] | None = None):
-    """Every :class:`_Line` in one reference's landmark hits, strongest line first.
+    """Every :class:`AudioLine` in one reference's landmark hits, strongest line first.
 
     Each round takes the strongest (scale, offset) line over all variants,
     chains its inliers into runs, then removes every hit (any variant) that
@@ -561,7 +561,7 @@ def _audio_lines(hit: tuple, variants: list, scales: np.ndarray, anchor_times: l
             n = min(len(distinct(at[ridx])), len(distinct(tt[ridx])))
             qs, qe = float(tq[ridx].min()), float(tq[ridx].max()) + 0.5
             in_span = int(((anchors >= qs) & (anchors <= qe)).sum())
-            yield _Line(ts, offset, qs, qe, n, start, n_anchor / max(in_span, 1))
+            yield AudioLine(ts, offset, qs, qe, n, start, n_anchor / max(in_span, 1))
         # everything this line explains, in any variant, is used up
         if len(sel):
             q0, q1 = float(tq[sel].min()), float(tq[sel].max())
@@ -574,25 +574,39 @@ def _line_setup(variants: list) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.array([v[0] for v in variants], np.float64), [distinct(np.round(v[3], 3)) for v in variants]
 
 
-def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict,
-                   searched: dict | None = None, chance_excess: float = 0.0) -> dict[str, list[Segment]]:
-    """Segments per reference from landmark hits.
+def hits2lines(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict,
+               searched: dict | None = None) -> dict[str, list[AudioLine]]:
+    """Every reference's landmark lines (:func:`_audio_lines`), from its hits.
 
     ``hits_by_file[file] = (variant index, query time s, reference time s[,
     anchor track, target track])`` arrays; without tracks every anchor time
     counts as an event of its own.  ``searched[file]``: the seconds of the
     reference the hits were sought in (default: its duration), which sets the
-    file's chance rate (see AUDIO_CHANCE_EVENTS).  ``chance_excess``: events
-    past its start the query's best line reaches by chance elsewhere
-    (:func:`cohort_line_excess`); every line's certainty starts that much later.
+    file's chance rate (see AUDIO_CHANCE_EVENTS).
     """
-    out: dict[str, list[Segment]] = {}
     scales, anchor_times = _line_setup(variants)
-    chance_excess = max(0.0, chance_excess)
+    out: dict[str, list[AudioLine]] = {}
     for fkey, hit in hits_by_file.items():
         searched_seconds = (searched or {}).get(fkey, ref_durations.get(fkey) or 0.0)
+        lines = list(_audio_lines(hit, variants, scales, anchor_times, query_duration, searched_seconds))
+        if lines:
+            out[fkey] = lines
+    return out
+
+
+def lines2segments(lines_by_file: dict[str, list[AudioLine]], query_duration: float, ref_durations: dict,
+                   chance_excess: float = 0.0) -> dict[str, list[Segment]]:
+    """Scored audio segments per reference from its landmark lines.
+
+    ``chance_excess``: events past its start the query's best line reaches by
+    chance elsewhere (:func:`cohort_line_excess`); every line's certainty
+    starts that much later.
+    """
+    out: dict[str, list[Segment]] = {}
+    chance_excess = max(0.0, chance_excess)
+    for fkey, lines in lines_by_file.items():
         segs: list[Segment] = []
-        for line in _audio_lines(hit, variants, scales, anchor_times, query_duration, searched_seconds):
+        for line in lines:
             log.debug("audio line %s scale=%.2f offset=%.2f events=%d start=%.2f ratio=%.3f q=[%.1f,%.1f] cohort=%.2f",
                       fkey, line.speed, line.offset, line.events, line.start, line.ratio,
                       line.query_start, line.query_end, chance_excess)
@@ -609,6 +623,13 @@ def audio_segments(hits_by_file: dict, variants: list, query_duration: float, re
         if segs:
             out[fkey] = _dedupe(segs)
     return out
+
+
+def audio_segments(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict,
+                   searched: dict | None = None, chance_excess: float = 0.0) -> dict[str, list[Segment]]:
+    """Segments per reference from landmark hits: :func:`hits2lines`, then :func:`lines2segments`."""
+    lines = hits2lines(hits_by_file, variants, query_duration, ref_durations, searched)
+    return lines2segments(lines, query_duration, ref_durations, chance_excess)
 
 
 def cohort_line_excess(hits_by_file: dict, variants: list, query_duration: float, ref_durations: dict) -> float:
@@ -1462,14 +1483,14 @@ class Matcher:
         if heard and fp.audio is not None and len(fp.audio):
             variants = I.audio_query_variants(fp, speeds=verify_speeds(cands, v_segs, heard))
             searched = {f: sum(b - a for a, b in windows[f]) if windows[f] else ref_durations[f] for f in heard}
-            hits = self.audio_hits(heard, windows, variants)
-            a_segs = audio_segments(hits, variants, fp.duration, ref_durations, searched)
+            lines = hits2lines(self.audio_hits(heard, windows, variants), variants, fp.duration, ref_durations, searched)
+            a_segs = lines2segments(lines, fp.duration, ref_durations)
             if short and any(seg.score > 0 for segs in a_segs.values() for seg in segs):
                 # a short query's landmark lines count past its best chance line against the cohort
                 cohort = self.cohort(library, skip=set(refs) | exclude)
                 excess = min(self.cohort_excess(fp, cohort), COHORT_LINE_CAP)
                 if excess > 0:
-                    a_segs = audio_segments(hits, variants, fp.duration, ref_durations, searched, chance_excess=excess)
+                    a_segs = lines2segments(lines, fp.duration, ref_durations, chance_excess=excess)
         if heard and fp.audio is not None and 0 < fp.duration <= A.SHIFT_MAX_SECONDS:
             proposed = {f: cands.offsets(f) + [s.reference_start - s.query_start for s in a_segs.get(f, [])
                                                if abs(s.speed - 1.0) <= UNIT_SPEED_TOL] for f in heard}
