@@ -710,6 +710,7 @@ class _Peak:
     grid: int  # the query grid's sample offset
     shift: int  # reference frame = query frame + shift
     compared: np.ndarray  # query frames compared at the peak
+    searched: int = 0  # offsets the profile holds (the peak is the best of these)
 
 
 def _contour_peak(grids: list[tuple[int, AudioTrack]], rbits: np.ndarray, raudible: np.ndarray,
@@ -758,7 +759,7 @@ def _contour_peak(grids: list[tuple[int, AudioTrack]], rbits: np.ndarray, raudib
     if len(rest) < 2 * CONTOUR_PEAK_GAP + 1:
         return None
     sigmas = (peak - float(np.median(rest))) / max(float(np.std(rest)), 1e-3)
-    return _Peak(peak, sigmas, o, int(shifts[k]), compared)
+    return _Peak(peak, sigmas, o, int(shifts[k]), compared, int(np.isfinite(z).sum()))
 
 
 def _contour_segment(query: Fingerprint, ref: Fingerprint, peak: _Peak, score: float) -> Segment | None:
@@ -846,7 +847,7 @@ COHORT_SEARCH_SECONDS = 600.0
 #: unrelated orchestral track) -- but at most this many: chance lines reached
 #: 4.3 past their start over ~340 short queries (a soundtrack and two
 #: generated corpora), while a cohort holding copies of the query's own source
-#: (a library of re-uploads, more than MAX_AUDIO_CANDIDATES of them) would
+#: (a library of re-uploads, more of them than the audio candidates) would
 #: raise it by a copy's 10-40 and reject the real ones.
 COHORT_LINE_CAP = 6.0
 
@@ -864,6 +865,20 @@ def _whole_peak(grids: list[tuple[int, AudioTrack]], track: AudioTrack | None, m
     return _contour_peak(grids, rbits, raudible, lambda o: shifts)
 
 
+def _chance_free(peak: _Peak) -> float:
+    """A whole search's peak standout, less what the best of its offsets reaches by chance.
+
+    The best of N roughly normal values sits near sqrt(2 ln N) deviations, so
+    a 90 s file's peak stands ~0.3 deviations further out of its profile than
+    a 30 s one's, as much as the cohort's own spread of such peaks is
+    ~0.5-0.8: a long candidate judged against a cohort of shorter files got
+    that much for free (the two excerpts of generated speech that reached
+    8.0 and 8.95 against other speech of the same voice, 2,100-2,400 frames
+    searched against a cohort's mean 1,750; docs/how-it-works.md, 4c).
+    """
+    return peak.sigmas - float(np.sqrt(2.0 * np.log(max(peak.searched, 2))))
+
+
 def cohort_contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> dict[str, list[Segment]]:
     """One speed-1 audio segment per reference whose whole-search contour peak stands out of the cohort's.
 
@@ -875,7 +890,7 @@ def cohort_contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], co
     max_frames = int(COHORT_SEARCH_SECONDS * rate / A.HOP)
     if not grids or not refs:
         return {}
-    chance = [p.sigmas for p in (_whole_peak(grids, t, max_frames) for t in cohort) if p is not None]
+    chance = [_chance_free(p) for p in (_whole_peak(grids, t, max_frames) for t in cohort) if p is not None]
     if len(chance) < COHORT_MIN_FILES:
         return {}
     mean, spread = float(np.mean(chance)), max(float(np.std(chance)), 1e-3)
@@ -886,7 +901,7 @@ def cohort_contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], co
         peak = _whole_peak(grids, ref.audio, max_frames)
         if peak is None or peak.z < CONTOUR_MIN_Z:
             continue
-        normed = (peak.sigmas - mean) / spread
+        normed = (_chance_free(peak) - mean) / spread
         log.debug("cohort contour %s sigmas=%.2f normed=%.2f (cohort %d)", f, peak.sigmas, normed, len(chance))
         score = min(1.0, max(0.0, (normed - COHORT_SIGMAS) / COHORT_SIGMAS_SPAN))
         seg = _contour_segment(query, ref, peak, score) if score > 0 else None
@@ -1047,6 +1062,16 @@ AUDIO_LOOKUP_POSTINGS = 100_000
 CANDIDATE_SPEEDS = (0.93, 1.00, 1.07)
 #: Offset bin of audio candidate votes (s).
 CANDIDATE_BIN = 2.0
+#: A query up to EVENT_VOTE_SECONDS long also votes in bins this fine, and
+#: each bin size proposes its own best MAX_AUDIO_CANDIDATES.  Its drift from
+#: a speed between the candidate speeds is at most 0.035 x 12 s = 0.42 s,
+#: inside a fine line's +-1 bin.  A coarse line pooled over 6 s lets a short
+#: query's events meet an unrelated song's shared chords somewhere in the
+#: window (generated music: a 5 s excerpt's reference ranked up to 36th),
+#: while a passage repeating within a few seconds gives the right reference
+#: near-miss votes only the coarse bin pools (orchestral recordings); see
+#: docs/how-it-works.md, section 6, step 2.
+SHORT_CANDIDATE_BIN = 0.5
 #: An audio candidate needs this many votes on one line (+-1 bin) ...
 MIN_AUDIO_VOTES = 5
 #: A vote is one hit; for queries up to this long (s), one query event
@@ -1070,7 +1095,8 @@ CHANCE_MIN_FILES = 50
 #: ... and a candidate must beat their median by this many (MAD-estimated)
 #: standard deviations.  Smaller libraries verify every file over the floor.
 CHANCE_SIGMAS = 6.0
-#: At most this many files of each kind are verified per query.
+#: At most this many files of each kind are verified per query (a short query:
+#: this many per audio vote bin, see SHORT_CANDIDATE_BIN).
 MAX_AUDIO_CANDIDATES = 8
 #: References longer than this are verified only around the offsets that
 #: voted (a window of the query's length at speeds 0.9-1.1, plus
@@ -1285,6 +1311,42 @@ def verify_speeds(cands: Candidates, v_segs: dict[str, list[Segment]], files) ->
     return sorted(near)
 
 
+def _audio_votes(hits, qi: np.ndarray, hi: np.ndarray, qt: np.ndarray, events: np.ndarray | None,
+                 query_duration: float, bin_s: float) -> list[tuple[str, list[float], list[float]]]:
+    """Stage 1's audio candidates at one offset bin: [(file, offsets (s), candidate speeds)],
+    best first, at most MAX_AUDIO_CANDIDATES.  ``qi``, ``hi``: the join of the
+    query's landmarks (times ``qt``, anchor ``events`` or None) with ``hits``."""
+    rt = hits.times[hi].astype(np.float64)
+    q = qt[qi]
+    fc = hits.codes[hi]
+    ns = len(CANDIDATE_SPEEDS)
+    code = (fc[None, :] * ns + np.arange(ns)[:, None]).ravel()
+    cell = np.floor((rt[None, :] - np.asarray(CANDIDATE_SPEEDS)[:, None] * q[None, :]) / bin_s).astype(np.int64).ravel()
+    lines = _Lines(code, cell, None if events is None else np.tile(events[qi], ns))
+    # each file's chance level: its votes over the offset bins they could fall in
+    rmax = np.zeros(len(hits.names))
+    np.maximum.at(rmax, fc, rt)
+    bins = (rmax + 1.1 * query_duration) / bin_s + 1.0
+    n = np.bincount(lines.keys // lines.span // ns, weights=lines.counts, minlength=len(hits.names)) / ns
+    mu = 3.0 * n / bins
+    need = mu + AUDIO_VOTE_SIGMAS * np.sqrt(mu) + MIN_AUDIO_VOTES
+    codes, best = lines.best()
+    files = codes // ns
+    file_best = np.full(len(hits.names), -np.inf)
+    np.maximum.at(file_best, files, best.astype(np.float64))
+    excess = file_best - need
+    cand = np.flatnonzero(excess >= 0)
+    cand = cand[excess[cand] >= _chance_cut(excess[cand])]
+    ranked = sorted(zip(-excess[cand], (hits.names[c] for c in cand), cand))
+    out = []
+    for _, name, c in ranked[:MAX_AUDIO_CANDIDATES]:
+        per_speed = [lines.offsets(int(c) * ns + si, need[c]) for si in range(ns)]
+        lst = sorted((x for found in per_speed for x in found), key=lambda x: -x[0])
+        out.append((name, [cell * bin_s for _, cell in lst[:MAX_WINDOWS]],
+                    [CANDIDATE_SPEEDS[si] for si, found in enumerate(per_speed) if found]))
+    return out
+
+
 class Matcher:
     """Finds every library file a query fingerprint copies from.
 
@@ -1367,33 +1429,11 @@ class Matcher:
             h, qt, events, hits = looked.audio
             qi, hi = _expand(h, hits)
             if len(qi):
-                rt = hits.times[hi].astype(np.float64)
-                q = qt[qi]
-                fc = hits.codes[hi]
-                ns = len(CANDIDATE_SPEEDS)
-                code = (fc[None, :] * ns + np.arange(ns)[:, None]).ravel()
-                cell = np.floor((rt[None, :] - np.asarray(CANDIDATE_SPEEDS)[:, None] * q[None, :]) / CANDIDATE_BIN).astype(np.int64).ravel()
-                lines = _Lines(code, cell, None if events is None else np.tile(events[qi], ns))
-                # each file's chance level: its votes over the offset bins they could fall in
-                rmax = np.zeros(len(hits.names))
-                np.maximum.at(rmax, fc, rt)
-                bins = (rmax + 1.1 * fp.duration) / CANDIDATE_BIN + 1.0
-                n = np.bincount(lines.keys // lines.span // ns, weights=lines.counts, minlength=len(hits.names)) / ns
-                mu = 3.0 * n / bins
-                need = mu + AUDIO_VOTE_SIGMAS * np.sqrt(mu) + MIN_AUDIO_VOTES
-                codes, best = lines.best()
-                files = codes // ns
-                file_best = np.full(len(hits.names), -np.inf)
-                np.maximum.at(file_best, files, best.astype(np.float64))
-                excess = file_best - need
-                cand = np.flatnonzero(excess >= 0)
-                cand = cand[excess[cand] >= _chance_cut(excess[cand])]
-                ranked = sorted(zip(-excess[cand], (hits.names[c] for c in cand), cand))
-                for _, name, c in ranked[:MAX_AUDIO_CANDIDATES]:
-                    per_speed = [lines.offsets(int(c) * ns + si, need[c]) for si in range(ns)]
-                    lst = sorted((x for found in per_speed for x in found), key=lambda x: -x[0])
-                    out.audio[name] = [cell * CANDIDATE_BIN for _, cell in lst[:MAX_WINDOWS]]
-                    out.audio_speeds[name] = [CANDIDATE_SPEEDS[si] for si, found in enumerate(per_speed) if found]
+                bins = (CANDIDATE_BIN, SHORT_CANDIDATE_BIN) if fp.duration <= EVENT_VOTE_SECONDS else (CANDIDATE_BIN,)
+                for bin_s in bins:
+                    for name, offsets, speeds in _audio_votes(hits, qi, hi, qt, events, fp.duration, bin_s):
+                        out.audio[name] = list(dict.fromkeys(out.audio.get(name, []) + offsets))
+                        out.audio_speeds[name] = sorted(set(out.audio_speeds.get(name, [])) | set(speeds))
         return out
 
     # -- stage 2: verification -------------------------------------------------------

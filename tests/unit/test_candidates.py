@@ -363,3 +363,28 @@ def test_audio_candidates_count_query_events_not_hits(monkeypatch):
     cands = M.Matcher(PostingStore({"pile": pile, "copy": copy})).candidates(LIB, q)
     assert list(cands.audio) == ["copy"]
     assert any(abs(o - 20.0) <= M.CANDIDATE_BIN for o in cands.audio["copy"])
+
+
+@pytest.mark.parametrize("seconds, expected", [(5.0, {"smear", "copy"}), (12.0, {"smear", "copy"}), (20.0, {"smear"})])
+def test_a_short_query_also_votes_in_fine_offset_bins(seconds, expected, monkeypatch):
+    """A short query's copy puts its events on one offset; an unrelated song
+    sharing chords meets more of them, but smeared over a few seconds of
+    offset.  In 2 s bins pooled over +-1 (6 s) the smear outvotes the copy.
+    A query up to EVENT_VOTE_SECONDS also votes in SHORT_CANDIDATE_BIN bins,
+    where the copy is the best line, at its offset: each bin size proposes
+    its own best files.  A longer query votes in coarse bins alone."""
+    rng = np.random.default_rng(31)
+    q = audio_only(*rand_peaks(rng, seconds), seconds)
+    ((_, _, h, qt, anchors, _),) = I.audio_query_variants(q, unit_only=True)
+    first = {t: np.flatnonzero(anchors == t)[0] for t in np.unique(anchors)}  # one landmark per event
+    events = list(first.values())
+    rng.shuffle(events)
+    n = len(events) // 4
+    copy = [(int(h[i]), 20.0 + float(qt[i])) for i in events[:n]]
+    smear = [(int(h[i]), 60.0 + float(qt[i]) + float(rng.uniform(0.0, 4.5))) for i in events[n : 3 * n]]
+    assert len(smear) >= 2 * len(copy) >= 8
+    monkeypatch.setattr(M, "MAX_AUDIO_CANDIDATES", 1)
+    cands = M.Matcher(PostingStore({"smear": smear, "copy": copy})).candidates(LIB, q)
+    assert set(cands.audio) == expected
+    if "copy" in expected:
+        assert any(abs(o - 20.0) <= M.SHORT_CANDIDATE_BIN for o in cands.audio["copy"])

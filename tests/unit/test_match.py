@@ -516,6 +516,29 @@ def test_cohort_contour_counts_the_peak_against_the_query_own_chance_level(short
     assert cohort_contour_segments(q, {"song": ref}, alike) == {}
 
 
+def test_a_whole_search_peak_is_discounted_by_the_offsets_it_was_the_best_of():
+    """Random contours: the best of more offsets stands further out of its
+    profile by chance (a 300 s file's peak over a 30 s one's); less
+    sqrt(2 ln N), the two are alike, so a long candidate gains nothing
+    over a cohort of short files (match._chance_free)."""
+    from mediadna import match as M
+
+    rng = np.random.default_rng(5)
+
+    def track(frames: int) -> AudioTrack:
+        f = np.arange(frames, dtype=np.uint32)
+        return AudioTrack(f[:1], np.zeros(1, np.uint16), f, rng.integers(0, 2**32, frames, dtype=np.uint32))
+
+    raw, discounted = {}, {}
+    for seconds in (30, 300):
+        peaks = [M._whole_peak([(0, track(62))], track(int(seconds * 31.25)), 10**6) for _ in range(40)]
+        raw[seconds] = np.mean([p.sigmas for p in peaks])
+        discounted[seconds] = np.mean([M._chance_free(p) for p in peaks])
+        assert all(p.searched >= seconds * 31 for p in peaks)
+    assert raw[300] - raw[30] > 0.25
+    assert abs(discounted[300] - discounted[30]) < (raw[300] - raw[30]) / 2
+
+
 def test_a_short_query_landmark_line_counts_past_its_best_chance_line_in_the_cohort(short_excerpt, unrelated_songs, alike_takes):
     """The excerpt's landmark line on its song is a duplicate on its own.  Its
     best line against unrelated songs reaches nothing past its start, so
@@ -818,22 +841,37 @@ def cohort_library(excerpt_library):
 
 
 @pytest.mark.parametrize("seed, start_frac", [(303, 0.55), (304, 0.7), (306, 0.7)])
-def test_2s_music_excerpt_at_an_unproposed_offset_is_found_against_the_cohort(cohort_library, monkeypatch, seed, start_frac):
-    """These three excerpts' landmark votes pile up at the accompaniment's
-    repeats, so the contour is never checked at their true offset, and
-    without the cohort check they are missed (measured; the small library
-    misses them too).  Searched whole and judged against the cohort, each is
-    found, with its time code, and nothing else is."""
+def test_2s_music_excerpt_stands_out_of_its_reference_against_the_cohort(cohort_library, seed, start_frac):
+    """Three 2 s music excerpts whose landmark votes pile up at the
+    accompaniment's repeats (where they were picked, neither the landmarks nor
+    the contour check at the proposed offsets found them).  Searched whole in
+    every music reference of the library and judged against the cohort
+    (match.cohort_contour_segments), the excerpt's own reference scores at its
+    time code and no other music reference scores at all; through the engine
+    the excerpt is a duplicate of its reference alone.
+
+    Which path finds a given excerpt end to end moves with the platform's
+    floating point (the generated audio and its encoding differ by a few
+    ULPs from one CPU to another), so the mechanism is tested directly."""
     from mediadna import match as M
     from mediadna import synth
+    from mediadna.extract import media2fingerprint
 
     engine, refs, excerpt, _ = cohort_library
     q = excerpt(refs[("music", seed)], 2.0, start_frac)
+    truth = synth.read_truth(q)
+    music = {p.name: p for (kind, _), p in refs.items() if kind == "music"}
+    stored = engine.store.load_fingerprints(LIB, list(music))
+    cohort = Matcher(engine.store).cohort(LIB, skip=set(music))
+    assert len(cohort) >= M.COHORT_MIN_FILES
+    found = M.cohort_contour_segments(media2fingerprint(q), stored, [c.audio for c in cohort])
+    own = refs[("music", seed)].name
+    assert list(found) == [own], {k: [s.score for s in v] for k, v in found.items()}
+    (seg,) = found[own]
+    assert seg.score >= 0.5
+    assert abs(seg.reference_start - seg.query_start - truth["reference_start"]) <= 0.1
     dups = _duplicates(engine, q)
-    assert [m["primary_key"] for m in dups] == [refs[("music", seed)].name], dups
-    assert _time_code_right(dups[0], synth.read_truth(q))
-    monkeypatch.setattr(M, "cohort_contour_segments", lambda *a, **k: {})
-    assert _duplicates(engine, q) == []
+    assert [m["primary_key"] for m in dups] == [own], dups
 
 
 def test_2s_excerpts_name_no_other_file_in_a_cohort_library(cohort_library):
@@ -872,7 +910,8 @@ def test_a_2s_excerpt_finds_its_copies_when_more_of_them_sit_in_its_cohort(short
     """A library of re-uploads: the song and 12 noisy takes of it, more than
     the candidates (MAX_AUDIO_CANDIDATES), so some fall into the query's cohort
     and raise its chance line (by COHORT_LINE_CAP at most).  Every file the
-    excerpt names is a copy, at the excerpt's offset, a duplicate."""
+    excerpt names is a copy, at the excerpt's offset, a duplicate (each of the
+    two audio vote bins proposes its best MAX_AUDIO_CANDIDATES)."""
     from mediadna import match as M
 
     song, start, q, _ = short_excerpt
@@ -885,7 +924,8 @@ def test_a_2s_excerpt_finds_its_copies_when_more_of_them_sit_in_its_cohort(short
         ingest(store, replace(fp, sha256=f"{j:063x}a"), f"a-take{j:02d}")
     found = Matcher(store).match(LIB, q)
     copies = {"song"} | {f"a-take{j:02d}" for j in range(len(alike_takes))}
-    assert len(found) == M.MAX_AUDIO_CANDIDATES and {m.primary_key for m in found} <= copies
+    assert M.MAX_AUDIO_CANDIDATES <= len(found) <= 2 * M.MAX_AUDIO_CANDIDATES
+    assert {m.primary_key for m in found} <= copies
     for m in found:
         seg = max(m.segments, key=lambda s: s.score)
         assert m.similarity >= 0.5 and abs(seg.offset - start / 8000) <= HOP_S, m
