@@ -144,7 +144,7 @@ def evaluate(out: Path) -> dict:
     rows = []
     seg_ov = seg_pl = seg_tl = 0.0
     fp_neg = 0
-    wrong = 0
+    wrong: list[str] = []
     fps_times, match_times, media_seconds = [], [], 0.0
     t_dec = t_fp = 0.0
     for q in manifest["queries"]:
@@ -166,7 +166,9 @@ def evaluate(out: Path) -> dict:
             rows.append((q["path"], "negative", bool(dups)))
             continue
         hit = [m for m in dups if m["primary_key"] == q["ref"]]
-        wrong += any(m["primary_key"] != q["ref"] for m in dups)
+        others = [m["primary_key"] for m in dups if m["primary_key"] != q["ref"]]
+        if others:
+            wrong.append(f"{q['path']} -> {', '.join(others)}")
         key = q["name"] if q["category"] in ("standard", "hard") else q["category"]
         per.setdefault(key, []).append(int(bool(hit)))
         if q["category"].startswith("audio"):  # split by the reference's soundtrack family
@@ -189,7 +191,7 @@ def evaluate(out: Path) -> dict:
         "recall": {k: round(sum(v) / len(v), 3) for k, v in sorted(per.items())},
         "counts": {k: len(v) for k, v in sorted(per.items())},
         "false_positive_rate_negatives": round(fp_neg / max(1, len(per.get("negative (no duplicate)", []))), 4),
-        "wrong_reference_duplicates": wrong,
+        "wrong_reference_duplicates": len(wrong),
         "segment_precision": round(prec, 3),
         "segment_recall": round(rec, 3),
         "segment_f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
@@ -201,6 +203,7 @@ def evaluate(out: Path) -> dict:
         "queries": len(manifest["queries"]),
         "misses": [r[0] for r in rows if r[1] != "negative" and not r[2]],
         "false_positives": [r[0] for r in rows if r[1] == "negative" and r[2]],
+        "wrong_references": wrong,
     }
     store.close()
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -293,6 +296,8 @@ def main(argv=None) -> int:
         print(to_markdown(rep))
         if rep["misses"]:
             print("misses:", *rep["misses"], sep="\n  ", file=sys.stderr)
+        if rep["wrong_references"]:
+            print("duplicates of another reference:", *rep["wrong_references"], sep="\n  ", file=sys.stderr)
         if rep["false_positives"]:
             print("false positives:", *rep["false_positives"], sep="\n  ", file=sys.stderr)
     return 0

@@ -710,7 +710,7 @@ class _Peak:
     grid: int  # the query grid's sample offset
     shift: int  # reference frame = query frame + shift
     compared: np.ndarray  # query frames compared at the peak
-    searched: int = 0  # offsets the profile holds (the peak is the best of these)
+    searched: int  # offsets the profile holds (the peak is the best of these)
 
 
 def _contour_peak(grids: list[tuple[int, AudioTrack]], rbits: np.ndarray, raudible: np.ndarray,
@@ -1067,7 +1067,7 @@ CANDIDATE_BIN = 2.0
 #: a speed between the candidate speeds is at most 0.035 x 12 s = 0.42 s,
 #: inside a fine line's +-1 bin.  A coarse line pooled over 6 s lets a short
 #: query's events meet an unrelated song's shared chords somewhere in the
-#: window (generated music: a 5 s excerpt's reference ranked up to 36th),
+#: window (generated music: a 5 s excerpt's reference ranked as low as 37th),
 #: while a passage repeating within a few seconds gives the right reference
 #: near-miss votes only the coarse bin pools (orchestral recordings); see
 #: docs/how-it-works.md, section 6, step 2.
@@ -1432,8 +1432,10 @@ class Matcher:
                 bins = (CANDIDATE_BIN, SHORT_CANDIDATE_BIN) if fp.duration <= EVENT_VOTE_SECONDS else (CANDIDATE_BIN,)
                 for bin_s in bins:
                     for name, offsets, speeds in _audio_votes(hits, qi, hi, qt, events, fp.duration, bin_s):
-                        out.audio[name] = list(dict.fromkeys(out.audio.get(name, []) + offsets))
-                        out.audio_speeds[name] = sorted(set(out.audio_speeds.get(name, [])) | set(speeds))
+                        # a file both bins propose keeps the coarse bin's offsets: more windows
+                        # searched let a reference's repeats widen the contour check's profile
+                        if name not in out.audio:
+                            out.audio[name], out.audio_speeds[name] = offsets, speeds
         return out
 
     # -- stage 2: verification -------------------------------------------------------
