@@ -819,11 +819,10 @@ def contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], offsets: 
 #: a fixed cohort of other files of the library (the first COHORT_FILES with
 #: sound, in key order, the candidates left out): the query's peaks against
 #: the cohort are its own chance level, and the candidate's peak counts by
-#: how far it stands above them, (peak - cohort mean) / cohort std (T-norm,
-#: as in speaker verification).  Measured over ~1,060 checked candidates that
-#: were not the query's reference (2 s excerpts, two generated corpora and
-#: game soundtracks): at most 6.96; right references mostly 8-16.  Tried on
-#: 5 s excerpts too (COHORT_MAX_SECONDS 6): nothing gained, twice the time.
+#: how far it stands above them, (peak - mean) / std (T-norm, as in speaker
+#: verification), and against the cohort joined by the other candidates
+#: (COHORT_PEER_SIGMAS).  Tried on 5 s excerpts too (COHORT_MAX_SECONDS 6):
+#: nothing gained, twice the time.
 COHORT_MAX_SECONDS = 4.0
 #: Cohort size: a smaller cohort's spread is too unstable (8-16 files: chance
 #: peaks at up to 8.5 deviations, ad hoc).
@@ -834,13 +833,35 @@ COHORT_MIN_FILES = 24
 #: video may have none within them: then not checked).
 COHORT_SCAN = 256
 #: Certainty ramps from COHORT_SIGMAS over COHORT_SIGMAS_SPAN more (0.5, a
-#: duplicate at the default threshold, at 8: a deviation above chance's best).
+#: duplicate at the default threshold, at 8).  Measured over ~2,100 checked
+#: candidates that were not the query's reference (2 s excerpts of three
+#: generated draws and game soundtracks): at most 8.3 (generated speech
+#: against another file of the same synthetic voice, see COHORT_PEER_SIGMAS),
+#: all others below 8; right references' median 9.9-11.1.
 COHORT_SIGMAS = 7.0
 COHORT_SIGMAS_SPAN = 2.0
 #: Every file is searched over its first this many seconds at most, so the
 #: candidate's peak and the cohort's are maxima over alike spans (the longer
 #: the search, the higher chance reaches); longer candidates are not checked.
 COHORT_SEARCH_SECONDS = 600.0
+#: The cohort is the first files in key order, a mix of every kind of sound
+#: in the library, while the references checked are the files the index
+#: found most alike the query (generated speech stands 5-7 deviations out of
+#: other speech of the same synthetic voice, music 4-6).  So a reference must
+#: also stand out of a pool of the cohort *and* the other references checked
+#: (an adaptive cohort, as AT-norm in speaker verification): its certainty is
+#: the lesser of the two ramps, this one from COHORT_PEER_SIGMAS over
+#: COHORT_SIGMAS_SPAN (0.5 at 6).  Measured over ~2,100 checked candidates
+#: that were not the query's reference (2 s excerpts of three generated
+#: draws and game soundtracks): those at 7.5 or more over the cohort alone
+#: stood at most 5.3 over the pool (an unrelated speech excerpt at 8.3 among
+#: them), bar one at 7.99 and 7.6 (below a duplicate either way); right
+#: references at 8 or more over the cohort, at least 7.1 over the pool.
+#: References that stand COHORT_PEER_MAX or more over the cohort alone are
+#: left out of the pool (copies of the query's source, in a library of
+#: re-uploads, would sink each other).
+COHORT_PEER_SIGMAS = 5.0
+COHORT_PEER_MAX = 7.0
 #: A short query's landmark lines, in such a library, count only the events
 #: past its best chance line against the same cohort (cohort_line_excess, at
 #: every speed: a 2 s orchestral excerpt drew a 14-event line at 1.08x from an
@@ -879,35 +900,58 @@ def _chance_free(peak: _Peak) -> float:
     return peak.sigmas - float(np.sqrt(2.0 * np.log(max(peak.searched, 2))))
 
 
-def cohort_contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> dict[str, list[Segment]]:
-    """One speed-1 audio segment per reference whose whole-search contour peak stands out of the cohort's.
+@dataclass
+class CohortCheck:
+    """What the cohort check found (:func:`cohort_contour_check`)."""
+
+    segments: dict[str, list[Segment]]  # one speed-1 segment per reference whose peak stands out
+    pooled: dict[str, float]  # per reference searched whole: its certainty over the pool alone (COHORT_PEER_SIGMAS)
+
+
+def _ramp(sigmas: float, start: float) -> float:
+    return min(1.0, max(0.0, (sigmas - start) / COHORT_SIGMAS_SPAN))
+
+
+def cohort_contour_check(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> CohortCheck:
+    """Each reference searched whole, its contour peak judged by how far it stands out of its impostors'.
 
     ``cohort``: the contours of other files of the library (see
     COHORT_FILES); with fewer than COHORT_MIN_FILES usable, nothing is found.
+    Each reference is judged against the cohort, and against the cohort with
+    the other references (see COHORT_PEER_SIGMAS).
     """
+    none = CohortCheck({}, {})
     grids = _contour_grids(query)
     rate = float(query.params.get("audio_rate", 8000))
     max_frames = int(COHORT_SEARCH_SECONDS * rate / A.HOP)
     if not grids or not refs:
-        return {}
-    chance = [_chance_free(p) for p in (_whole_peak(grids, t, max_frames) for t in cohort) if p is not None]
+        return none
+    chance = np.array([_chance_free(p) for p in (_whole_peak(grids, t, max_frames) for t in cohort) if p is not None])
     if len(chance) < COHORT_MIN_FILES:
-        return {}
+        return none
     mean, spread = float(np.mean(chance)), max(float(np.std(chance)), 1e-3)
-    out: dict[str, list[Segment]] = {}
-    for f, ref in refs.items():
-        if ref.duration > COHORT_SEARCH_SECONDS:
-            continue
-        peak = _whole_peak(grids, ref.audio, max_frames)
-        if peak is None or peak.z < CONTOUR_MIN_Z:
-            continue
-        normed = (_chance_free(peak) - mean) / spread
-        log.debug("cohort contour %s sigmas=%.2f normed=%.2f (cohort %d)", f, peak.sigmas, normed, len(chance))
-        score = min(1.0, max(0.0, (normed - COHORT_SIGMAS) / COHORT_SIGMAS_SPAN))
-        seg = _contour_segment(query, ref, peak, score) if score > 0 else None
+    peaks = {f: p for f, ref in refs.items() if ref.duration <= COHORT_SEARCH_SECONDS
+             and (p := _whole_peak(grids, ref.audio, max_frames)) is not None}
+    normed = {f: (_chance_free(p) - mean) / spread for f, p in peaks.items()}
+    # the references that do not stand out of the cohort alone are impostors alike the query
+    peers = {f: _chance_free(p) for f, p in peaks.items() if normed[f] < COHORT_PEER_MAX}
+    out = CohortCheck({}, {})
+    for f, peak in peaks.items():
+        pool = np.concatenate([chance, [v for g, v in peers.items() if g != f]])
+        pooled = (_chance_free(peak) - float(np.mean(pool))) / max(float(np.std(pool)), 1e-3)
+        log.debug("cohort contour %s sigmas=%.2f normed=%.2f pooled=%.2f (cohort %d, pool %d)",
+                  f, peak.sigmas, normed[f], pooled, len(chance), len(pool))
+        out.pooled[f] = _ramp(pooled, COHORT_PEER_SIGMAS)
+        score = min(_ramp(normed[f], COHORT_SIGMAS), out.pooled[f])
+        seg = _contour_segment(query, refs[f], peak, score) if score > 0 and peak.z >= CONTOUR_MIN_Z else None
         if seg is not None:
-            out[f] = [seg]
+            out.segments[f] = [seg]
     return out
+
+
+def cohort_contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> dict[str, list[Segment]]:
+    """One speed-1 audio segment per reference whose whole-search contour peak stands out of its impostors'."""
+    return cohort_contour_check(query, refs, cohort).segments
 
 
 def chance_rate(variant: np.ndarray, offset_bin: np.ndarray, n_variants: int, searched_seconds: float,
@@ -1533,19 +1577,27 @@ class Matcher:
                 excess = min(self.cohort_excess(fp, cohort), COHORT_LINE_CAP)
                 if excess > 0:
                     a_segs = lines2segments(lines, fp.duration, ref_durations, chance_excess=excess)
+        at_offsets: dict[str, list[Segment]] = {}  # 4b's segments
         if heard and fp.audio is not None and 0 < fp.duration <= A.SHIFT_MAX_SECONDS:
             proposed = {f: cands.offsets(f) + [s.reference_start - s.query_start for s in a_segs.get(f, [])
                                                if abs(s.speed - 1.0) <= UNIT_SPEED_TOL] for f in heard}
-            for f, segs in contour_segments(fp, heard, proposed).items():
+            at_offsets = contour_segments(fp, heard, proposed)
+            for f, segs in at_offsets.items():
                 a_segs.setdefault(f, []).extend(segs)
         if heard and short:
-            best = {f: max((s.score for s in a_segs.get(f, [])), default=0.0) for f in heard}
-            unsure = {f: r for f, r in heard.items() if best[f] < 1.0}
+            unsure = {f: r for f, r in heard.items() if max((s.score for s in a_segs.get(f, [])), default=0.0) < 1.0}
             if unsure:
                 if cohort is None:
                     cohort = self.cohort(library, skip=set(refs) | exclude)
-                for f, segs in cohort_contour_segments(fp, unsure, [c.audio for c in cohort]).items():
-                    if segs[0].score > best[f]:
+                check = cohort_contour_check(fp, unsure, [c.audio for c in cohort])
+                # the contour's peak at a proposed offset counts no more than the
+                # whole search's stands out of the pool (COHORT_PEER_SIGMAS)
+                for f, cap in check.pooled.items():
+                    if f in at_offsets:
+                        mine = {id(s) for s in at_offsets[f]}
+                        a_segs[f] = [replace(s, score=min(s.score, cap)) if id(s) in mine else s for s in a_segs[f]]
+                for f, segs in check.segments.items():
+                    if segs[0].score > max((s.score for s in a_segs.get(f, [])), default=0.0):
                         a_segs[f] = segs
         for f, segs in a_segs.items():
             if any(seg.score > 0 for seg in segs):
@@ -1555,6 +1607,6 @@ class Matcher:
         matches = []
         for f in refs:
             segs = fuse(v_segs.get(f, []), a_segs.get(f, []))
-            if segs:
+            if any(s.score > 0 for s in segs):  # a file whose every segment scored 0 is chance, not a match
                 matches.append(summarise(f, segs, fp.duration, ref_durations[f]))
         return sorted(matches, key=lambda m: (-m.similarity, -m.query_coverage, m.primary_key))

@@ -119,6 +119,27 @@ def test_a_long_query_looks_up_a_bounded_number_of_keys_once_and_still_matches()
     assert store.count("load_fingerprints") == [1]  # only the copied reference is worth reading
 
 
+def test_a_file_whose_every_segment_scored_zero_is_not_listed(monkeypatch):
+    """Segments at chance level (score 0: a landmark line or contour peak no
+    better than chance) are no evidence: such a file is no match at all,
+    while one whose segments score anything is listed, duplicate or not."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(4)
+    store = CountingStore()
+    refs = {f"r{k}": make_ref(rng, 60.0) for k in range(4)}
+    for key, fp in refs.items():
+        assert commit(store.inner, LIB, fp, key, "onlysave", False)
+    fuse = M.fuse
+    (m,) = M.Matcher(store).match(LIB, refs["r1"])
+    assert m.primary_key == "r1" and m.similarity > 0.9
+    monkeypatch.setattr(M, "fuse", lambda v, a: [replace(s, score=0.1) for s in fuse(v, a)])
+    (m,) = M.Matcher(store).match(LIB, refs["r1"])
+    assert m.primary_key == "r1" and 0 < m.similarity < 0.2
+    monkeypatch.setattr(M, "fuse", lambda v, a: [replace(s, score=0.0) for s in fuse(v, a)])
+    assert M.Matcher(store).match(LIB, refs["r1"]) == []
+
+
 def test_an_unrelated_query_reads_no_stored_fingerprint():
     rng = np.random.default_rng(3)
     store = CountingStore()

@@ -539,6 +539,89 @@ def test_a_whole_search_peak_is_discounted_by_the_offsets_it_was_the_best_of():
     assert abs(discounted[300] - discounted[30]) < (raw[300] - raw[30]) / 2
 
 
+def test_the_cohort_check_judges_a_reference_against_the_other_references_alike_the_query(monkeypatch):
+    """Random contours.  A reference whose peak stands 8-10 deviations out of
+    a cohort of unrelated sound is a copy judged by the cohort alone, but not
+    when the other references checked meet the query at 3.5-6.5 (files the
+    index found alike it: other speech of one synthetic voice): it must stand
+    out of the cohort joined by them too.  References that stand out of the
+    cohort alone (copies of the query's source) stay out of that pool: all
+    found for certain, and with that rule off they sink each other below a
+    duplicate's score (match.COHORT_PEER_SIGMAS, COHORT_PEER_MAX)."""
+    from mediadna import match as M
+
+    rng = np.random.default_rng(11)
+
+    def track(bits: np.ndarray) -> AudioTrack:
+        f = np.arange(len(bits), dtype=np.uint32)
+        return AudioTrack(f[:1], np.zeros(1, np.uint16), f, bits.astype(np.uint32))
+
+    def fingerprint(bits: np.ndarray) -> Fingerprint:
+        return Fingerprint(duration=len(bits) * HOP_S, sha256="", media_type="audio", params={"audio_rate": 8000}, audio=track(bits))
+
+    q = rng.integers(0, 2**32, 62, dtype=np.uint32)
+
+    def copy(flip: float) -> np.ndarray:
+        bits = rng.integers(0, 2**32, 900, dtype=np.uint32)
+        mask = ((rng.random((62, 32)) < flip) * (1 << np.arange(32, dtype=np.uint64))).sum(axis=1).astype(np.uint32)
+        bits[400:462] = q ^ mask
+        return bits
+
+    query = fingerprint(q)
+    cohort = [track(rng.integers(0, 2**32, 900, dtype=np.uint32)) for _ in range(32)]
+    chance = np.array([M._chance_free(M._whole_peak([(0, query.audio)], t, 10**6)) for t in cohort])
+
+    def over_cohort(bits: np.ndarray) -> float:
+        return (M._chance_free(M._whole_peak([(0, query.audio)], track(bits), 10**6)) - chance.mean()) / chance.std()
+
+    def scores(refs: dict) -> dict[str, float]:
+        return {f: seg.score for f, (seg,) in M.cohort_contour_segments(query, refs, cohort).items()}
+
+    faint = [b for b in (copy(0.45) for _ in range(200)) if 8.5 <= over_cohort(b) <= 10.0][0]
+    alike = [b for b in (copy(0.45) for _ in range(200)) if 3.5 <= over_cohort(b) <= 6.5][:10]
+    assert len(alike) == 10
+    refs = {"faint": fingerprint(faint)}
+    assert scores(refs)["faint"] >= 0.75
+    refs |= {f"alike{i}": fingerprint(b) for i, b in enumerate(alike)}
+    assert all(v < 0.5 for v in scores(refs).values()), scores(refs)
+    monkeypatch.setattr(M, "COHORT_PEER_SIGMAS", -np.inf)
+    assert scores(refs)["faint"] >= 0.75
+    monkeypatch.undo()
+
+    copies = {f"copy{i}": fingerprint(copy(0.3)) for i in range(4)}
+    copies |= {f"other{i}": fingerprint(rng.integers(0, 2**32, 900, dtype=np.uint32)) for i in range(6)}
+    found = M.cohort_contour_segments(query, copies, cohort)
+    assert sorted(found) == ["copy0", "copy1", "copy2", "copy3"]
+    assert all(seg.score == 1.0 and abs(seg.reference_start - seg.query_start - 400 * HOP_S) <= HOP_S
+               for (seg,) in found.values())
+    monkeypatch.setattr(M, "COHORT_PEER_MAX", np.inf)
+    assert all(v < 0.5 for v in scores(copies).values()), scores(copies)
+
+
+def test_a_contour_peak_at_a_proposed_offset_counts_no_more_than_it_stands_out_of_the_pool(monkeypatch):
+    """36 songs of one chord synthesiser, a noisy 2 s excerpt of one: another
+    song's contour peaks 7.2 deviations out of its profile at an offset the
+    index proposed (4b), a duplicate's score on its own; searched whole, it
+    stands only ~5.7 out of the cohort and the other candidates, so it is
+    kept below a duplicate and the excerpt names its own song alone."""
+    from mediadna import match as M
+
+    store = MemoryStore()
+    store.create_library(LIB)
+    songs = {f"s{k:02d}": harmonic_song(50 + k, 12.0) for k in range(M.COHORT_FILES + 4)}
+    for key, x in songs.items():
+        assert P.commit(store, LIB, sound_fingerprint(x), key, "onlysave", False)
+    x = songs["s07"][int(5.3 * 8000) : int(7.3 * 8000)]
+    query = sound_fingerprint(x + 0.1 * np.std(x) * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32), A.SHIFTS)
+
+    def duplicates() -> list[str]:
+        return [m.primary_key for m in Matcher(store).match(LIB, query) if m.similarity >= 0.5]
+
+    assert duplicates() == ["s07"]
+    monkeypatch.setattr(M, "COHORT_PEER_SIGMAS", -np.inf)
+    assert sorted(duplicates()) == ["s07", "s13"]
+
+
 def test_a_short_query_landmark_line_counts_past_its_best_chance_line_in_the_cohort(short_excerpt, unrelated_songs, alike_takes):
     """The excerpt's landmark line on its song is a duplicate on its own.  Its
     best line against unrelated songs reaches nothing past its start, so
