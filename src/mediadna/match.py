@@ -242,6 +242,11 @@ def required_score(duration: float, speed: float) -> float:
     return MIN_SEGMENT_SCORE + short + off
 
 
+def _ramp(value: float, start: float, span: float) -> float:
+    """A certainty: 0 up to ``start``, rising linearly to 1 over ``span`` more."""
+    return min(1.0, max(0.0, (value - start) / span))
+
+
 def closeness(d: np.ndarray) -> np.ndarray:
     return np.clip((TAU_HI - np.asarray(d, np.float64)) / (TAU_HI - TAU_LO), 0.0, 1.0)
 
@@ -611,7 +616,7 @@ def lines2segments(lines_by_file: dict[str, list[AudioLine]], query_duration: fl
                       fkey, line.speed, line.offset, line.events, line.start, line.ratio,
                       line.query_start, line.query_end, chance_excess)
             strength = min(1.0, line.ratio / AUDIO_FULL_RATIO)
-            certainty = min(1.0, max(0.0, (line.excess - chance_excess) / AUDIO_CERTAIN_SPAN))
+            certainty = _ramp(line.excess, chance_excess, AUDIO_CERTAIN_SPAN)
             score = float(strength * certainty)
             ts, qs, qe = line.speed, line.query_start, line.query_end
             rs, re = ts * qs + line.offset, ts * qe + line.offset
@@ -799,7 +804,7 @@ def contour_segments(query: Fingerprint, refs: dict[str, Fingerprint], offsets: 
         peak = _contour_peak(grids, rbits, raudible, shifts_of)
         if peak is None or peak.z < CONTOUR_MIN_Z:
             continue
-        score = min(1.0, max(0.0, (peak.sigmas - CONTOUR_SIGMAS) / CONTOUR_SIGMAS_SPAN))
+        score = _ramp(peak.sigmas, CONTOUR_SIGMAS, CONTOUR_SIGMAS_SPAN)
         log.debug("contour %s sigmas=%.2f frames=%d shift=%d grid=%d", f, peak.sigmas, len(peak.compared), peak.shift, peak.grid)
         seg = _contour_segment(query, ref, peak, score) if score > 0 else None
         if seg is not None:
@@ -908,8 +913,6 @@ class CohortCheck:
     pooled: dict[str, float]  # per reference searched whole: its certainty over the pool alone (COHORT_PEER_SIGMAS)
 
 
-def _ramp(sigmas: float, start: float) -> float:
-    return min(1.0, max(0.0, (sigmas - start) / COHORT_SIGMAS_SPAN))
 
 
 def cohort_contour_check(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> CohortCheck:
@@ -941,8 +944,8 @@ def cohort_contour_check(query: Fingerprint, refs: dict[str, Fingerprint], cohor
         pooled = (_chance_free(peak) - float(np.mean(pool))) / max(float(np.std(pool)), 1e-3)
         log.debug("cohort contour %s sigmas=%.2f normed=%.2f pooled=%.2f (cohort %d, pool %d)",
                   f, peak.sigmas, normed[f], pooled, len(chance), len(pool))
-        out.pooled[f] = _ramp(pooled, COHORT_PEER_SIGMAS)
-        score = min(_ramp(normed[f], COHORT_SIGMAS), out.pooled[f])
+        out.pooled[f] = _ramp(pooled, COHORT_PEER_SIGMAS, COHORT_SIGMAS_SPAN)
+        score = min(_ramp(normed[f], COHORT_SIGMAS, COHORT_SIGMAS_SPAN), out.pooled[f])
         seg = _contour_segment(query, refs[f], peak, score) if score > 0 and peak.z >= CONTOUR_MIN_Z else None
         if seg is not None:
             out.segments[f] = [seg]
@@ -1577,28 +1580,30 @@ class Matcher:
                 excess = min(self.cohort_excess(fp, cohort), COHORT_LINE_CAP)
                 if excess > 0:
                     a_segs = lines2segments(lines, fp.duration, ref_durations, chance_excess=excess)
-        at_offsets: dict[str, list[Segment]] = {}  # 4b's segments
+        at_offsets: dict[str, list[Segment]] = {}  # the contour check's (4b), joined to a_segs below
         if heard and fp.audio is not None and 0 < fp.duration <= A.SHIFT_MAX_SECONDS:
             proposed = {f: cands.offsets(f) + [s.reference_start - s.query_start for s in a_segs.get(f, [])
                                                if abs(s.speed - 1.0) <= UNIT_SPEED_TOL] for f in heard}
             at_offsets = contour_segments(fp, heard, proposed)
-            for f, segs in at_offsets.items():
-                a_segs.setdefault(f, []).extend(segs)
         if heard and short:
-            unsure = {f: r for f, r in heard.items() if max((s.score for s in a_segs.get(f, [])), default=0.0) < 1.0}
+            def best(f: str) -> float:
+                return max((s.score for s in a_segs.get(f, []) + at_offsets.get(f, [])), default=0.0)
+
+            unsure = {f: r for f, r in heard.items() if best(f) < 1.0}
             if unsure:
                 if cohort is None:
                     cohort = self.cohort(library, skip=set(refs) | exclude)
                 check = cohort_contour_check(fp, unsure, [c.audio for c in cohort])
-                # the contour's peak at a proposed offset counts no more than the
-                # whole search's stands out of the pool (COHORT_PEER_SIGMAS)
+                # a contour peak at a proposed offset counts no more than the
+                # file's whole search stands out of the pool (COHORT_PEER_SIGMAS)
                 for f, cap in check.pooled.items():
                     if f in at_offsets:
-                        mine = {id(s) for s in at_offsets[f]}
-                        a_segs[f] = [replace(s, score=min(s.score, cap)) if id(s) in mine else s for s in a_segs[f]]
+                        at_offsets[f] = [replace(s, score=min(s.score, cap)) for s in at_offsets[f]]
                 for f, segs in check.segments.items():
-                    if segs[0].score > max((s.score for s in a_segs.get(f, [])), default=0.0):
-                        a_segs[f] = segs
+                    if segs[0].score > best(f):
+                        a_segs[f], at_offsets[f] = segs, []
+        for f, segs in at_offsets.items():
+            a_segs.setdefault(f, []).extend(segs)
         for f, segs in a_segs.items():
             if any(seg.score > 0 for seg in segs):
                 ref = refs[f]
