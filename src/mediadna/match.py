@@ -913,8 +913,6 @@ class CohortCheck:
     pooled: dict[str, float]  # per reference searched whole: its certainty over the pool alone (COHORT_PEER_SIGMAS)
 
 
-
-
 def cohort_contour_check(query: Fingerprint, refs: dict[str, Fingerprint], cohort: list[AudioTrack]) -> CohortCheck:
     """Each reference searched whole, its contour peak judged by how far it stands out of its impostors'.
 
@@ -923,25 +921,25 @@ def cohort_contour_check(query: Fingerprint, refs: dict[str, Fingerprint], cohor
     Each reference is judged against the cohort, and against the cohort with
     the other references (see COHORT_PEER_SIGMAS).
     """
-    none = CohortCheck({}, {})
+    out = CohortCheck({}, {})
     grids = _contour_grids(query)
     rate = float(query.params.get("audio_rate", 8000))
     max_frames = int(COHORT_SEARCH_SECONDS * rate / A.HOP)
     if not grids or not refs:
-        return none
+        return out
     chance = np.array([_chance_free(p) for p in (_whole_peak(grids, t, max_frames) for t in cohort) if p is not None])
     if len(chance) < COHORT_MIN_FILES:
-        return none
+        return out
     mean, spread = float(np.mean(chance)), max(float(np.std(chance)), 1e-3)
     peaks = {f: p for f, ref in refs.items() if ref.duration <= COHORT_SEARCH_SECONDS
              and (p := _whole_peak(grids, ref.audio, max_frames)) is not None}
-    normed = {f: (_chance_free(p) - mean) / spread for f, p in peaks.items()}
+    free = {f: _chance_free(p) for f, p in peaks.items()}
+    normed = {f: (v - mean) / spread for f, v in free.items()}
     # the references that do not stand out of the cohort alone are impostors alike the query
-    peers = {f: _chance_free(p) for f, p in peaks.items() if normed[f] < COHORT_PEER_MAX}
-    out = CohortCheck({}, {})
+    peers = {f: v for f, v in free.items() if normed[f] < COHORT_PEER_MAX}
     for f, peak in peaks.items():
         pool = np.concatenate([chance, [v for g, v in peers.items() if g != f]])
-        pooled = (_chance_free(peak) - float(np.mean(pool))) / max(float(np.std(pool)), 1e-3)
+        pooled = (free[f] - float(np.mean(pool))) / max(float(np.std(pool)), 1e-3)
         log.debug("cohort contour %s sigmas=%.2f normed=%.2f pooled=%.2f (cohort %d, pool %d)",
                   f, peak.sigmas, normed[f], pooled, len(chance), len(pool))
         out.pooled[f] = _ramp(pooled, COHORT_PEER_SIGMAS, COHORT_SIGMAS_SPAN)
